@@ -1,0 +1,64 @@
+"""Exception hierarchy, split by who has to act on the failure."""
+
+from __future__ import annotations
+
+# Exit codes shared by every entry point (spark-submit jobs, the CLI, the cron wrapper).
+EXIT_PASSED = 0
+EXIT_FAILED = 1
+EXIT_INVALID = 2
+EXIT_INFRASTRUCTURE = 3
+
+
+class StreamrecError(Exception):
+    """Root of every error that streamrec-spark raises on purpose."""
+
+    exit_code = EXIT_INFRASTRUCTURE
+    error_code = "STREAMREC_ERROR"
+
+
+class InvalidRequestError(StreamrecError):
+    """The command line asks for something that cannot be run (exit code 2)."""
+
+    exit_code = EXIT_INVALID
+    error_code = "INVALID_REQUEST"
+
+
+class ConfigError(InvalidRequestError):
+    """One or more problems in a YAML configuration file, each with file and line."""
+
+    error_code = "INVALID_CONFIG"
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        if len(self.problems) == 1:
+            message = self.problems[0]
+        else:
+            message = f"{len(self.problems)} configuration problems:\n  " + "\n  ".join(
+                self.problems
+            )
+        super().__init__(message)
+
+
+class InputDataError(StreamrecError):
+    """Input data is missing, empty or unreadable (exit code 3)."""
+
+    exit_code = EXIT_INFRASTRUCTURE
+    error_code = "INPUT_ERROR"
+
+    def __init__(self, message: str, error_code: str = "INPUT_ERROR"):
+        super().__init__(message)
+        self.error_code = error_code
+
+
+class ComputationError(StreamrecError):
+    """Spark or the result store failed while a job ran (exit code 3)."""
+
+    exit_code = EXIT_INFRASTRUCTURE
+    error_code = "COMPUTATION_ERROR"
+
+
+class SchemaViolationError(StreamrecError):
+    """A DataFrame crossing a stage boundary violates its declared schema (exit code 1)."""
+
+    exit_code = EXIT_FAILED
+    error_code = "SCHEMA_VIOLATION"
