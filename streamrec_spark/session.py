@@ -71,6 +71,17 @@ def build_session(
     elif "spark.master" not in conf and not os.environ.get("SPARK_ENV_LOADED"):
         # Outside spark-submit there is no master yet; a plain `python -m` run gets local mode.
         builder = builder.config("spark.master", os.environ.get("STREAMREC_SPARK_MASTER", "local[*]"))
+    local = (master or conf.get("spark.master") or "").startswith("local") or (
+        not master and "spark.master" not in conf and not os.environ.get("SPARK_ENV_LOADED")
+    )
+    if local:
+        # Local mode has a few cores: Spark's defaults (200 shuffle partitions, 50 partitions
+        # for Delta's log replay) mostly schedule empty tasks. Values given in ``conf`` win.
+        conf = {
+            "spark.sql.shuffle.partitions": "8",
+            "spark.databricks.delta.snapshotPartitions": "4",
+            **conf,
+        }
     settings = {
         "spark.ui.showConsoleProgress": "false",
         # Every timestamp comparison in the product is between instants; a UTC session makes the

@@ -1,0 +1,65 @@
+"""The contract registry: which feeds exist and where each contract file is."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from streamrec_spark.contracts.loader import _Problems, parse_contract
+from streamrec_spark.contracts.model import Contract
+from streamrec_spark.contracts.yaml_source import SourceMap, load_yaml
+from streamrec_spark.errors import ConfigError, InvalidRequestError
+
+
+@dataclass(frozen=True)
+class Registry:
+    path: str
+    contracts: dict[str, Contract]
+
+    def contract(self, dataset: str) -> Contract:
+        try:
+            return self.contracts[dataset]
+        except KeyError:
+            raise InvalidRequestError(
+                f"unknown dataset '{dataset}'; the registry {self.path} lists: "
+                f"{', '.join(sorted(self.contracts))}"
+            ) from None
+
+
+def load_registry(path: str | Path) -> Registry:
+    """Load the registry and every contract it lists, reporting all problems at once."""
+    path = Path(path)
+    document = load_yaml(path)
+    problems = _Problems()
+    if not isinstance(document, SourceMap) or not isinstance(document.get("contracts"), SourceMap):
+        raise ConfigError([f"{path}: a registry needs a 'contracts' mapping of dataset name to file"])
+    for key in document:
+        if key != "contracts":
+            problems.add(document.where(key), f"unknown key '{key}' in registry; allowed keys: contracts")
+    entries: SourceMap = document["contracts"]
+    contracts: dict[str, Contract] = {}
+    for dataset, relative in entries.items():
+        if not isinstance(relative, str):
+            problems.add(entries.where(dataset), f"contract path for '{dataset}' must be a string")
+            continue
+        contract_path = path.parent / relative
+        # Each contract gets its own problem list, so one bad file does not hide the next.
+        entry_problems = _Problems()
+        try:
+            contract = parse_contract(load_yaml(contract_path), contract_path, entry_problems)
+        except ConfigError as exc:
+            entry_problems.items.extend(exc.problems)
+            contract = None
+        problems.items.extend(entry_problems.items)
+        if contract is None:
+            continue
+        if contract.name != dataset:
+            problems.add(
+                entries.where(dataset),
+                f"registry entry '{dataset}' points to a contract named '{contract.name}'; use the "
+                "same name in both places",
+            )
+            continue
+        contracts[dataset] = contract
+    problems.raise_if_any()
+    return Registry(str(path), contracts)

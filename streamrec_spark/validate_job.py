@@ -1,0 +1,277 @@
+"""The partition validation job: read a partition, run its contract's suite, record results."""
+
+from __future__ import annotations
+
+import logging
+import re
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+
+from streamrec_spark.contracts.model import Contract
+from streamrec_spark.errors import (
+    EXIT_FAILED,
+    EXIT_INFRASTRUCTURE,
+    EXIT_PASSED,
+    ComputationError,
+    InputDataError,
+    StreamrecError,
+)
+from streamrec_spark.validation.results import RUN_ERRORED, RUN_FAILED, ExpectationResult, MetricRow
+from streamrec_spark.validation.store import ResultStore, RunRecord, utc_now
+from streamrec_spark.validation.suite import SuiteOutcome, run_suite
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+INPUT_FORMATS = ("parquet", "delta")
+
+
+@dataclass(frozen=True)
+class ValidationRequest:
+    """What to validate and where to record it. ``as_of`` is timezone-aware."""
+
+    dataset: str
+    partition_date: date
+    input_path: str
+    as_of: datetime
+    warehouse: str
+    database: str = "streamrec"
+    reference_date: date | None = None
+    input_format: str = "parquet"
+
+
+@dataclass(frozen=True)
+class ValidationRun:
+    """The outcome of one job run, as recorded in the ``runs`` table."""
+
+    record: RunRecord
+    contract: Contract
+    results: list[ExpectationResult] = field(default_factory=list)
+    metric_rows: list[MetricRow] = field(default_factory=list)
+    outcome: SuiteOutcome | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return self.record.exit_code
+
+
+def code_version() -> str:
+    """The package version, plus the git commit when the code runs from a checkout."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        text = version("streamrec-spark")
+    except PackageNotFoundError:
+        text = "unknown"
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True, text=True, timeout=5, check=False,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return f"{text}+{commit}" if commit else text
+
+
+def _hadoop_fs(spark: SparkSession, path: str):
+    jvm = spark.sparkContext._jvm
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+    return hadoop_path, hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+
+
+def _data_files(spark: SparkSession, path: str) -> list[str]:
+    """Names of the non-hidden files below ``path`` (Spark skips names starting with _ or .)."""
+    hadoop_path, fs = _hadoop_fs(spark, path)
+    found = []
+    iterator = fs.listFiles(hadoop_path, True)
+    while iterator.hasNext():
+        name = iterator.next().getPath().getName()
+        if not name.startswith(("_", ".")):
+            found.append(name)
+    return found
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "desc", None) or exc).strip()
+    for line in text.splitlines():
+        line = line.strip()
+        if line:
+            return line[:400]
+    return type(exc).__name__
+
+
+def resolve_partition_path(spark: SparkSession, contract: Contract, input_path: str,
+                           partition_date: date) -> tuple[str, str | None]:
+    """Return (path to read, basePath option) for the partition.
+
+    ``input_path`` may be the partition's own folder or a root that holds Hive-style
+    ``<partition column>=<date>`` folders. For a Hive-style leaf the parent becomes basePath,
+    so Spark adds the partition column to the rows.
+    """
+    stripped = input_path.rstrip("/")
+    hadoop_path, fs = _hadoop_fs(spark, stripped)
+    if not fs.exists(hadoop_path):
+        raise InputDataError(
+            f"input path {input_path} does not exist; check --input, or whether the upstream "
+            "delivery for this date has landed",
+            "INPUT_MISSING",
+        )
+    leaf = f"{stripped}/{contract.partition_column}={partition_date.isoformat()}"
+    leaf_path, leaf_fs = _hadoop_fs(spark, leaf)
+    if leaf_fs.exists(leaf_path):
+        return leaf, stripped
+    name = stripped.rsplit("/", 1)[-1]
+    if re.fullmatch(rf"{re.escape(contract.partition_column)}=[^/]+", name):
+        return stripped, stripped.rsplit("/", 1)[0]
+    return stripped, None
+
+
+def read_partition(spark: SparkSession, contract: Contract, request: ValidationRequest) -> DataFrame:
+    """Open the partition lazily; raise InputDataError for a missing, empty or unreadable one."""
+    path, base = resolve_partition_path(spark, contract, request.input_path, request.partition_date)
+    if request.input_format == "parquet" and not _data_files(spark, path):
+        raise InputDataError(
+            f"input path {path} contains no Parquet files; check --input, or re-run the upstream "
+            "export for this date",
+            "INPUT_EMPTY",
+        )
+    reader = spark.read.format(request.input_format)
+    if base is not None and request.input_format == "parquet":
+        reader = reader.option("basePath", base)
+    try:
+        return reader.load(path)
+    except Exception as exc:  # Spark raises its own exception classes for unreadable files.
+        raise InputDataError(
+            f"cannot read {request.input_format} at {path}: {_first_line(exc)}; check that the "
+            "files are complete and in that format",
+            "INPUT_UNREADABLE",
+        ) from exc
+
+
+def _count_jobs(spark: SparkSession, group: str) -> int:
+    return len(spark.sparkContext.statusTracker().getJobIdsForGroup(group))
+
+
+def validate_partition(spark: SparkSession, contract: Contract, request: ValidationRequest) -> ValidationRun:
+    """Validate one partition and record the run; errors after start-up become errored runs.
+
+    Returns the run with exit code 0 (passed or only warnings, or failures on a feed whose
+    contract does not block the pipeline), 1 (a blocking expectation failed or errored) or 3
+    (the input could not be read or Spark failed; recorded as an errored run when the result
+    store is reachable). Existing results of the partition are replaced only by a complete
+    run.
+    """
+    run_id = uuid.uuid4().hex
+    started = utc_now()
+    store = ResultStore(spark, request.warehouse, request.database)
+    group = f"streamrec-validate-{run_id}"
+    spark.sparkContext.setJobGroup(group, f"validate {request.dataset} {request.partition_date}")
+    base = dict(
+        run_id=run_id, dataset=request.dataset, partition_date=request.partition_date,
+        contract_version=contract.version, as_of=request.as_of, started_at=started,
+        input_path=request.input_path, code_version=code_version(),
+        spark_app_id=spark.sparkContext.applicationId,
+    )
+    logger.info("run %s: validating %s %s from %s (as of %s)", run_id, request.dataset,
+                request.partition_date, request.input_path, request.as_of.isoformat())
+    clock = time.monotonic()
+    try:
+        df = read_partition(spark, contract, request)
+
+        def references(current):
+            return store.reference_profiles(
+                request.dataset, request.partition_date, contract.reference.window_days, current,
+                request.reference_date,
+            )
+
+        try:
+            outcome = run_suite(df, contract, request.partition_date, request.as_of, references)
+        except StreamrecError:
+            raise
+        except Exception as exc:
+            text = _first_line(exc)
+            if re.search(r"parquet|footer|corrupt|magic number", text, re.IGNORECASE):
+                raise InputDataError(
+                    f"cannot read the Parquet files under {request.input_path}: {text}; replace "
+                    "the corrupt files and re-run", "INPUT_UNREADABLE",
+                ) from exc
+            raise ComputationError(f"Spark failed while validating: {text}") from exc
+    except StreamrecError as exc:
+        logger.error("run %s: %s", run_id, exc)
+        record = RunRecord(**base, status=RUN_ERRORED, exit_code=exc.exit_code,
+                           finished_at=utc_now(), error_code=exc.error_code, error_message=str(exc))
+        _record_errored(store, record)
+        return ValidationRun(record=record, contract=contract)
+
+    jobs = _count_jobs(spark, group)
+    elapsed = time.monotonic() - clock
+    logger.info("run %s: %d rows validated with %d Spark jobs in %.1f s", run_id,
+                outcome.row_count, jobs, elapsed)
+    failed = sum(1 for r in outcome.results if r.status == "failed")
+    errored = sum(1 for r in outcome.results if r.status == "errored")
+    blocking = sum(1 for r in outcome.results if r.blocking)
+    if outcome.status == RUN_FAILED and contract.blocks_pipeline:
+        exit_code = EXIT_FAILED
+    else:
+        exit_code = EXIT_PASSED
+    record = RunRecord(
+        **base, status=outcome.status, exit_code=exit_code, finished_at=utc_now(),
+        row_count=outcome.row_count, spark_job_count=jobs,
+        expectations_total=len(outcome.results), expectations_failed=failed,
+        expectations_errored=errored, blocking_failures=blocking,
+        reference_partitions=outcome.reference_partitions,
+    )
+    metric_rows = [*outcome.metric_rows,
+                   MetricRow("spark_job_count", count=jobs), MetricRow("suite_seconds", value=elapsed)]
+    try:
+        store.write_run(record, outcome.results, metric_rows)
+    except Exception as exc:
+        raise ComputationError(
+            f"cannot write results to {request.warehouse}: {_first_line(exc)}; the partition's "
+            "earlier results are unchanged unless a later table commit succeeded"
+        ) from exc
+    return ValidationRun(record=record, contract=contract, results=outcome.results,
+                         metric_rows=metric_rows, outcome=outcome)
+
+
+def _record_errored(store: ResultStore, record: RunRecord) -> None:
+    try:
+        store.append_run(record)
+    except Exception as exc:  # The store itself is unreachable: the exit code still tells.
+        logger.error("run %s: could not record the errored run in %s: %s", record.run_id,
+                     store.warehouse, _first_line(exc))
+
+
+def format_report(run: ValidationRun) -> str:
+    """Render a run's verdicts as a plain-text table for people."""
+    record = run.record
+    lines = [
+        f"{record.dataset} {record.partition_date}: {record.status.upper()} "
+        f"(exit {record.exit_code}, run {record.run_id}, {record.row_count or 0:,} rows, "
+        f"{record.spark_job_count or 0} Spark jobs)"
+    ]
+    if record.error_message:
+        lines.append(f"  error {record.error_code}: {record.error_message}")
+    width = max((len(r.expectation_id) for r in run.results), default=10)
+    for result in run.results:
+        marker = {"passed": "ok  ", "failed": "FAIL", "errored": "ERR "}[result.status]
+        severity = "" if result.status == "passed" else f" [{result.severity}]"
+        lines.append(f"  {marker} {result.expectation_id:<{width}} {result.reason_code:<28}"
+                     f"{severity} {result.message}")
+    return "\n".join(lines)
+
+
+def parse_as_of(text: str | None) -> datetime:
+    """Parse an ISO 8601 instant; a value without a zone is taken as UTC. None means now."""
+    if text is None:
+        return datetime.now(timezone.utc)
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)

@@ -1,0 +1,1 @@
+"""Partition validation: metrics computed in Spark, verdicts judged on the driver."""

@@ -1,0 +1,286 @@
+"""The Spark side of validation: every scan-shareable metric of a suite in one aggregation.
+
+``plan_metrics`` turns a contract and the arriving schema into named aggregate expressions;
+``compute_metrics`` runs them as a single ``agg`` over one projection of the partition, then
+runs at most one shuffle pass for exact key uniqueness and exact distinct counts. Verdicts
+read the resulting plain dict of numbers (see ``verdicts``).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from streamrec_spark.contracts.model import Contract, Expectation, Grid
+from streamrec_spark.validation.schema_check import SchemaReport
+
+logger = logging.getLogger(__name__)
+
+ROWS = "rows"
+
+
+def col(name: str) -> Column:
+    """Reference a column by its exact name, whatever characters it contains."""
+    return F.col("`" + name.replace("`", "``") + "`")
+
+
+def grid_column_name(expectation_id: str) -> str:
+    return f"__grid_{expectation_id}"
+
+
+def grid_index(value: Column, grid: Grid) -> Column:
+    """Index of the grid bin holding ``value``, clamped to [0, bins - 1]; null for null or NaN."""
+    if grid.scale == "log":
+        position = F.log1p(value - F.lit(grid.lower)) / F.lit(math.log1p(grid.upper - grid.lower))
+    else:
+        position = (value - F.lit(grid.lower)) / F.lit(grid.upper - grid.lower)
+    raw = F.floor(position * F.lit(grid.bins)).cast("int")
+    return (
+        F.when(value.isNull() | F.isnan(value), F.lit(None).cast("int"))
+        .when(value < F.lit(grid.lower), F.lit(0))
+        .when(value >= F.lit(grid.upper), F.lit(grid.bins - 1))
+        .otherwise(F.least(F.greatest(raw, F.lit(0)), F.lit(grid.bins - 1)))
+    )
+
+
+@dataclass
+class MetricPlan:
+    """Named aggregate expressions, deduplicated by name, plus the columns they read."""
+
+    projection: dict[str, Column] = field(default_factory=dict)
+    aggregates: dict[str, Column] = field(default_factory=dict)
+    # (key, column) pairs counted exactly in the shuffle pass: "pk" or "distinct:<column>".
+    shuffle_keys: dict[str, Column] = field(default_factory=dict)
+
+    def add(self, key: str, expression: Column) -> None:
+        self.aggregates.setdefault(key, expression.alias(key))
+
+    def count_where(self, key: str, condition: Column) -> None:
+        # count() of a CASE without ELSE counts matching rows and is 0, not null, on no rows.
+        self.add(key, F.count(F.when(condition, F.lit(1))))
+
+
+def _missing_condition(column: Column, state_type: str, blanks_missing: bool) -> Column:
+    condition = column.isNull()
+    if state_type in ("double", "float"):
+        condition = condition | F.isnan(column)
+    if state_type == "string" and blanks_missing:
+        condition = condition | (F.trim(column) == F.lit(""))
+    return condition
+
+
+def _literal(value: Any) -> Column:
+    return F.lit(value)
+
+
+class _Planner:
+    def __init__(self, contract: Contract, report: SchemaReport, partition_date: date, as_of: datetime):
+        self.contract = contract
+        self.report = report
+        self.partition_date = partition_date
+        self.as_of = as_of
+        self.plan = MetricPlan()
+
+    def column(self, name: str) -> Column:
+        """The column as checks see it: a zone-less timestamp is converted to an instant."""
+        state = self.report.columns[name]
+        if state.interpreted_zone is not None:
+            # With the session in UTC, casting timestamp_ntz to timestamp keeps the wall-clock
+            # fields; to_utc_timestamp then reads them as time in the declared zone.
+            return F.to_utc_timestamp(col(name).cast("timestamp"), state.interpreted_zone)
+        return col(name)
+
+    def column_basics(self, name: str) -> None:
+        state = self.report.columns[name]
+        self.plan.projection.setdefault(name, self.column(name).alias(name))
+        value = col(name)
+        self.plan.count_where(f"null:{name}", value.isNull())
+        if state.spec.type in ("double", "float"):
+            self.plan.count_where(f"nan:{name}", F.isnan(value))
+            finite = F.when(~F.isnan(value), value)
+            self.plan.add(f"min:{name}", F.min(finite))
+            self.plan.add(f"max:{name}", F.max(finite))
+        elif state.spec.type == "string":
+            self.plan.count_where(f"blank:{name}", F.trim(value) == F.lit(""))
+        elif state.spec.type == "timestamp":
+            # Microseconds since the epoch: collecting a timestamp would give a naive datetime
+            # in the driver's local zone.
+            self.plan.add(f"min:{name}", F.unix_micros(F.min(value)))
+            self.plan.add(f"max:{name}", F.unix_micros(F.max(value)))
+        elif state.spec.type in ("bigint", "int", "smallint", "date"):
+            self.plan.add(f"min:{name}", F.min(value))
+            self.plan.add(f"max:{name}", F.max(value))
+        for allowed in state.spec.allowed_values or ():
+            self.plan.count_where(f"value:{name}:{allowed}", value == _literal(allowed))
+
+    def expectation(self, expectation: Expectation) -> None:
+        plan = self.plan
+        key = expectation.id
+        name = expectation.column
+        kind = expectation.type
+        if kind == "primary_key_unique":
+            key_columns = self.contract.primary_key
+            if not key_columns or not all(self.report.usable(c) for c in key_columns):
+                return
+            for column_name in key_columns:
+                plan.projection.setdefault(column_name, self.column(column_name).alias(column_name))
+            any_null = None
+            for column_name in key_columns:
+                term = col(column_name).isNull()
+                any_null = term if any_null is None else any_null | term
+            plan.count_where("pk_null", any_null)
+            plan.shuffle_keys["pk"] = F.when(
+                ~any_null, F.xxhash64(*[col(c) for c in key_columns])
+            )
+            return
+        if name is None or not self.report.usable(name):
+            return
+        state = self.report.columns[name]
+        value = col(name)
+        blanks_missing = not state.spec.nullable
+        if kind == "in_set":
+            valid = ~_missing_condition(value, state.spec.type, blanks_missing)
+            failing = valid & ~value.isin([_literal(v) for v in state.spec.allowed_values])
+            plan.count_where(f"eval:{key}", valid)
+            plan.count_where(f"fail:{key}", failing)
+            plan.add(f"sample_low:{key}", F.min(F.when(failing, value)))
+            plan.add(f"sample_high:{key}", F.max(F.when(failing, value)))
+        elif kind == "between":
+            valid = value.isNotNull()
+            outside = F.lit(False)
+            if state.spec.type in ("double", "float"):
+                outside = F.isnan(value)
+            if expectation.min_value is not None:
+                outside = outside | (value < F.lit(expectation.min_value))
+            if expectation.max_value is not None:
+                outside = outside | (value > F.lit(expectation.max_value))
+            plan.count_where(f"eval:{key}", valid)
+            plan.count_where(f"fail:{key}", valid & outside)
+        elif kind == "timestamp_matches_date":
+            if not self.report.usable(expectation.date_column):
+                return
+            date_value = col(expectation.date_column)
+            plan.projection.setdefault(
+                expectation.date_column,
+                self.column(expectation.date_column).alias(expectation.date_column),
+            )
+            local_date = F.to_date(F.from_utc_timestamp(value, expectation.time_zone))
+            valid = value.isNotNull() & date_value.isNotNull()
+            plan.count_where(f"eval:{key}", valid)
+            plan.count_where(f"fail:{key}", valid & (local_date != date_value))
+        elif kind == "timestamp_not_after_as_of":
+            limit = self.as_of.timestamp() + 60.0 * (expectation.tolerance_minutes or 0.0)
+            plan.count_where(f"eval:{key}", value.isNotNull())
+            plan.count_where(f"fail:{key}", F.unix_micros(value) > F.lit(int(limit * 1_000_000)))
+        elif kind == "partition_date_matches":
+            plan.count_where(f"eval:{key}", F.lit(True))
+            plan.count_where(
+                f"fail:{key}", value.isNull() | (value != F.lit(self.partition_date))
+            )
+        elif kind == "distinct_count_between":
+            plan.shuffle_keys[f"distinct:{name}"] = value
+        elif kind == "psi_below" and expectation.distribution == "numeric":
+            grid_name = grid_column_name(key)
+            plan.projection.setdefault(grid_name, grid_index(self.column(name), expectation.grid).alias(grid_name))
+            for index in range(expectation.grid.bins):
+                plan.count_where(f"grid:{key}:{index}", col(grid_name) == F.lit(index))
+
+
+def plan_metrics(
+    contract: Contract, report: SchemaReport, partition_date: date, as_of: datetime
+) -> MetricPlan:
+    """Build the aggregate expressions that every usable expectation of ``contract`` needs."""
+    planner = _Planner(contract, report, partition_date, as_of)
+    planner.plan.add(ROWS, F.count(F.lit(1)))
+    for name, state in report.columns.items():
+        if state.usable:
+            planner.column_basics(name)
+    for expectation in contract.expectations:
+        planner.expectation(expectation)
+    return planner.plan
+
+
+def compute_metrics(df: DataFrame, plan: MetricPlan) -> dict[str, Any]:
+    """Run the fused aggregation and the optional shuffle pass; return metric name -> value.
+
+    The first Spark job reads each needed column once and evaluates every aggregate. The
+    shuffle pass, when the contract asks for key uniqueness or an exact distinct count, reads
+    the key columns again, groups by (key kind, key) in one exchange and counts groups.
+    """
+    projected = df.select(*plan.projection.values()) if plan.projection else df.select()
+    row = projected.agg(*plan.aggregates.values()).collect()[0]
+    metrics = row.asDict()
+    if plan.shuffle_keys:
+        metrics.update(_shuffle_pass(projected, plan.shuffle_keys))
+    return metrics
+
+
+def _shuffle_pass(projected: DataFrame, keys: dict[str, Column]) -> dict[str, int]:
+    # Each input row becomes one entry per key kind, and all entries are grouped in a single
+    # exchange. Integral keys (the primary-key hash, bigint ids) travel as longs and only other
+    # types as strings, so the common case groups without a conversion.
+    kinds = list(keys)
+    entries = []
+    for index, kind in enumerate(kinds):
+        value = keys[kind]
+        integral = kind == "pk" or _is_integral(projected, value)
+        entries.append(
+            F.struct(
+                F.lit(index).alias("kind"),
+                (value.cast("bigint") if integral else F.lit(None).cast("bigint")).alias("long_key"),
+                (F.lit(None).cast("string") if integral else value.cast("string")).alias("text_key"),
+            )
+        )
+    exploded = projected.select(F.explode(F.array(*entries)).alias("entry")).select("entry.*")
+    grouped = (
+        exploded.where(F.col("long_key").isNotNull() | F.col("text_key").isNotNull())
+        .groupBy("kind", "long_key", "text_key")
+        .agg(F.count(F.lit(1)).alias("n"))
+    )
+    aggregates = []
+    for index, kind in enumerate(kinds):
+        mine = F.col("kind") == F.lit(index)
+        if kind == "pk":
+            duplicated = mine & (F.col("n") > 1)
+            aggregates.append(F.count(F.when(duplicated, 1)).alias("pk_duplicate_hashes"))
+        else:
+            aggregates.append(F.count(F.when(mine, 1)).alias(kind))
+    return grouped.agg(*aggregates).collect()[0].asDict()
+
+
+def _is_integral(df: DataFrame, value: Column) -> bool:
+    return df.select(value).schema.fields[0].dataType.simpleString() in ("bigint", "int", "smallint")
+
+
+def exact_duplicate_keys(df: DataFrame, key_columns: tuple[str, ...], samples: int = 5) -> dict[str, Any]:
+    """Count duplicated primary keys exactly, comparing the key values themselves.
+
+    Called only when the hash pass found repeated hashes, which every true duplicate causes:
+    a hash collision between different keys is then told apart from a real duplicate here.
+    """
+    keys = [col(name) for name in key_columns]
+    duplicated = (
+        df.where(~functools.reduce(lambda a, b: a | b, [k.isNull() for k in keys]))
+        .groupBy(*keys)
+        .agg(F.count(F.lit(1)).alias("n"))
+        .where(F.col("n") > 1)
+    )
+    summary = duplicated.agg(
+        F.count(F.lit(1)).alias("keys"),
+        F.coalesce(F.sum(F.col("n") - 1), F.lit(0)).alias("extra_rows"),
+    ).collect()[0]
+    examples = duplicated.orderBy(F.col("n").desc(), *keys).limit(samples).collect()
+    return {
+        "pk_duplicate_keys": int(summary["keys"]),
+        "pk_duplicate_rows": int(summary["extra_rows"]),
+        "pk_duplicate_samples": [
+            {**{name: str(row[name]) for name in key_columns}, "count": int(row["n"])} for row in examples
+        ],
+    }

@@ -1,0 +1,492 @@
+"""Verdicts: pure functions of a partition's metrics and the contract's thresholds.
+
+Nothing here touches Spark, so every rule is unit-tested on hand-computed numbers. Each
+function returns an ExpectationResult and, for the drift checks, the metric rows that let
+anyone recompute the PSI from both sides' raw bin counts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta, timezone
+from fractions import Fraction
+from typing import Any
+
+from streamrec_spark.contracts.model import Contract, Expectation
+from streamrec_spark.validation.profiles import Profile, current_profile, missing_count
+from streamrec_spark.validation.psi import coarsen, psi, quantile_cuts
+from streamrec_spark.validation.results import (
+    ERRORED,
+    FAILED,
+    PASSED,
+    ExpectationResult,
+    MetricRow,
+    Reason,
+)
+from streamrec_spark.validation.schema_check import SchemaReport
+
+
+@dataclass(frozen=True)
+class JudgeContext:
+    """Everything a verdict may read besides the expectation itself."""
+
+    contract: Contract
+    schema: SchemaReport
+    metrics: dict[str, Any]
+    partition_date: date
+    as_of: datetime  # aware, UTC
+    references: dict[str, Profile | None] = field(default_factory=dict)
+
+    @property
+    def rows(self) -> int:
+        return int(self.metrics.get("rows") or 0)
+
+
+def mostly_satisfied(evaluated: int, failed: int, mostly: Fraction) -> bool:
+    """True when (evaluated - failed) / evaluated >= mostly, compared exactly on integers."""
+    if evaluated <= 0:
+        raise ValueError("no evaluated rows")
+    return (evaluated - failed) * mostly.denominator >= mostly.numerator * evaluated
+
+
+def _result(expectation: Expectation, status: str, reason: str, message: str, **values: Any) -> ExpectationResult:
+    return ExpectationResult(
+        expectation_id=expectation.id,
+        category=expectation.category,
+        type=expectation.type,
+        column=expectation.column,
+        severity=expectation.severity,
+        status=status,
+        reason_code=reason,
+        message=message,
+        **values,
+    )
+
+
+def _unavailable(expectation: Expectation, context: JudgeContext, names: list[str]) -> ExpectationResult | None:
+    for name in names:
+        state = context.schema.state(name)
+        if state is None or not state.present:
+            return _result(
+                expectation, ERRORED, Reason.COLUMN_UNAVAILABLE,
+                f"column '{name}' is missing from the partition, so this check could not run",
+            )
+        if not state.usable:
+            return _result(
+                expectation, ERRORED, Reason.COLUMN_UNAVAILABLE,
+                f"column '{name}' arrived as {state.actual_type} instead of {state.spec.type}, "
+                "so this check could not run",
+            )
+    return None
+
+
+def _column_counts(context: JudgeContext, name: str | None) -> dict[str, int | None]:
+    if name is None:
+        return {}
+    spec = context.contract.column(name)
+    metrics = context.metrics
+    return {
+        "null_count": int(metrics.get(f"null:{name}") or 0),
+        "nan_count": int(metrics.get(f"nan:{name}") or 0) if spec.is_floating else None,
+        "blank_count": int(metrics.get(f"blank:{name}") or 0) if spec.is_string else None,
+    }
+
+
+def _share_text(count: int, total: int) -> str:
+    return f"{count:,} of {total:,} ({100.0 * count / total:.4g}%)"
+
+
+def _mostly_verdict(
+    expectation: Expectation,
+    context: JudgeContext,
+    evaluated: int | None,
+    failed: int | None,
+    reason: str,
+    what_fails: str,
+    extra: dict[str, Any] | None = None,
+) -> ExpectationResult:
+    counts = _column_counts(context, expectation.column)
+    if context.rows == 0:
+        return _result(expectation, ERRORED, Reason.EMPTY_PARTITION,
+                       "the partition has no rows, so this check could not be computed", **counts)
+    if evaluated is None or failed is None:
+        return _result(expectation, ERRORED, Reason.METRIC_MISSING,
+                       f"the counts for '{expectation.id}' were not computed", **counts)
+    evaluated, failed = int(evaluated), int(failed)
+    values = dict(
+        mostly=float(expectation.mostly),
+        evaluated_count=evaluated,
+        failed_count=failed,
+        threshold_low=expectation.min_value,
+        threshold_high=expectation.max_value,
+        details=dict(extra or {}),
+        **counts,
+    )
+    if evaluated == 0:
+        return _result(expectation, ERRORED, Reason.NO_VALUES,
+                       f"column '{expectation.column}' has no values to check", **values)
+    observed = (evaluated - failed) / evaluated
+    if mostly_satisfied(evaluated, failed, expectation.mostly):
+        return _result(expectation, PASSED, Reason.OK,
+                       f"{_share_text(evaluated - failed, evaluated)} rows pass; mostly "
+                       f"{float(expectation.mostly):g} required", observed_value=observed, **values)
+    return _result(expectation, FAILED, reason,
+                   f"{_share_text(failed, evaluated)} rows {what_fails}; mostly "
+                   f"{float(expectation.mostly):g} allows at most "
+                   f"{evaluated - math.ceil(expectation.mostly * evaluated):,}",
+                   observed_value=observed, **values)
+
+
+def _counts_of(context: JudgeContext, expectation: Expectation) -> tuple[int | None, int | None]:
+    """The evaluated and failed row counts that the fused aggregation computed for a check."""
+    return (context.metrics.get(f"eval:{expectation.id}"), context.metrics.get(f"fail:{expectation.id}"))
+
+
+def judge_columns_present(expectation: Expectation, context: JudgeContext) -> ExpectationResult:
+    missing = [name for name, state in context.schema.columns.items() if not state.present]
+    if missing:
+        return _result(expectation, FAILED, Reason.COLUMN_MISSING,
+                       f"missing columns: {', '.join(missing)}; the checks on them are errored",
+                       failed_count=len(missing), details={"missing": missing})
+    return _result(expectation, PASSED, Reason.OK, "all declared columns are present", failed_count=0)
+
+
+def judge_column_types(expectation: Expectation, context: JudgeContext) -> ExpectationResult:
+    wrong = {
+        name: {"expected": state.spec.type, "found": state.actual_type}
+        for name, state in context.schema.columns.items()
+        if state.present and not state.type_matches
+    }
+    if wrong:
+        text = ", ".join(f"{n} is {v['found']} (expected {v['expected']})" for n, v in wrong.items())
+        return _result(expectation, FAILED, Reason.COLUMN_TYPE_MISMATCH, f"wrong types: {text}",
+                       failed_count=len(wrong), details={"mismatched": wrong})
+    return _result(expectation, PASSED, Reason.OK, "all present columns have the declared types",
+                   failed_count=0)
+
+
+def judge_no_unexpected(expectation: Expectation, context: JudgeContext) -> ExpectationResult:
+    extra = list(context.schema.unexpected)
+    if extra:
+        return _result(expectation, FAILED, Reason.UNEXPECTED_COLUMN,
+                       f"columns not in the contract: {', '.join(extra)}",
+                       failed_count=len(extra), details={"unexpected": extra})
+    return _result(expectation, PASSED, Reason.OK, "no columns beyond the contract", failed_count=0)
+
+
+def judge_instant(expectation: Expectation, context: JudgeContext) -> ExpectationResult:
+    state = context.schema.state(expectation.column)
+    if state is None or not state.present:
+        return _result(expectation, ERRORED, Reason.COLUMN_UNAVAILABLE,
+                       f"column '{expectation.column}' is missing from the partition")
+    if state.actual_type == "timestamp":
+        return _result(expectation, PASSED, Reason.OK, f"'{expectation.column}' is a timestamp with a zone")
+    if state.interpreted_zone is not None:
+        message = (f"'{expectation.column}' arrived as timestamp_ntz (no zone); it was read as "
+                   f"wall-clock time in {state.interpreted_zone}")
+    else:
+        message = f"'{expectation.column}' arrived as {state.actual_type}, not an instant (timestamp)"
+    return _result(expectation, FAILED, Reason.NOT_AN_INSTANT, message,
+                   details={"found": state.actual_type, "interpreted_zone": state.interpreted_zone})
+
+
+def judge_primary_key(expectation: Expectation, context: JudgeContext) -> ExpectationResult:
+    key = list(context.contract.primary_key)
+    blocked = _unavailable(expectation, context, key)
+    if blocked is not None:
+        return blocked
+    if context.rows == 0:
+        return _result(expectation, ERRORED, Reason.EMPTY_PARTITION,
+                       "the partition has no rows, so key uniqueness could not be computed")
+    metrics = context.metrics
+    nulls = metrics.get("pk_null")
+    duplicate_keys = metrics.get("pk_duplicate_keys")
+    duplicate_rows = metrics.get("pk_duplicate_rows")
+    if nulls is None or duplicate_keys is None or duplicate_rows is None:
+        return _result(expectation, ERRORED, Reason.METRIC_MISSING, "key uniqueness was not computed")
+    values = dict(evaluated_count=context.rows, failed_count=int(duplicate_rows) + int(nulls),
+                  null_count=int(nulls),
+                  details={"duplicate_keys": int(duplicate_keys), "duplicate_rows": int(duplicate_rows),
+                           "samples": metrics.get("pk_duplicate_samples", [])})
+    key_text = ", ".join(key)
+    if nulls:
+        return _result(expectation, FAILED, Reason.NULL_KEY,
+                       f"{int(nulls):,} rows have a null in the key ({key_text})", **values)
+    if duplicate_keys:
+        samples = ", ".join(str(s) for s in metrics.get("pk_duplicate_samples", [])[:3])
+        return _result(expectation, FAILED, Reason.DUPLICATE_KEY,
+                       f"{int(duplicate_keys):,} key values of ({key_text}) occur more than once, "
+                       f"{int(duplicate_rows):,} surplus rows; e.g. {samples}", **values)
+    return _result(expectation, PASSED, Reason.OK, f"({key_text}) is unique over {context.rows:,} rows",
+                   **values)
+
+
+def judge_not_null(expectation: Expectation, context: JudgeContext) -> ExpectationResult:
+    blocked = _unavailable(expectation, context, [expectation.column])
+    if blocked is not None:
+        return blocked
+    counts = _column_counts(context, expectation.column)
+    if context.rows == 0:
+        return _result(expectation, ERRORED, Reason.EMPTY_PARTITION,
+                       "the partition has no rows, so completeness could not be computed", **counts)
+    spec = context.contract.column(expectation.column)
+    needed = [f"null:{expectation.column}"]
+    if spec.is_floating:
+        needed.append(f"nan:{expectation.column}")
+    if spec.is_string:
+        needed.append(f"blank:{expectation.column}")
+    absent = [key for key in needed if context.metrics.get(key) is None]
+    if absent:
+        return _result(expectation, ERRORED, Reason.METRIC_MISSING,
+                       f"the counts {', '.join(absent)} were not computed", **counts)
+    # A completeness expectation declares the column required, so blank strings are missing.
+    missing = sum(value or 0 for value in counts.values())
+    return _mostly_verdict(expectation, context, context.rows, missing, Reason.MISSING_VALUES,
+                           "are missing (null, NaN or blank)")
+
+
+def judge_in_set(expectation: Expectation, context: JudgeContext) -> ExpectationResult:
+    blocked = _unavailable(expectation, context, [expectation.column])
+    if blocked is not None:
+        return blocked
+    spec = context.contract.column(expectation.column)
+    samples = [context.metrics.get(f"sample_low:{expectation.id}"),
+               context.metrics.get(f"sample_high:{expectation.id}")]
+    samples = sorted({str(s) for s in samples if s is not None})
+    extra = {"allowed": [str(v) for v in spec.allowed_values], "samples": samples}
+    unexpected = context.metrics.get(f"unexpected_values:{expectation.id}")
+    if unexpected:
+        extra["unexpected_values"] = unexpected
+    result = _mostly_verdict(expectation, context, *_counts_of(context, expectation),
+                             Reason.VALUE_NOT_IN_SET,
+                             f"are outside {{{', '.join(extra['allowed'])}}}", extra)
+    if result.status == FAILED:
+        if unexpected:
+            listing = ", ".join(f"'{item['value']}' ({item['count']:,} rows)" for item in unexpected)
+        else:
+            listing = ", ".join(f"'{s}'" for s in samples)
+        result = _with_message(result, f"{result.message}; unexpected values: {listing}")
+    return result
+
+
+def _with_message(result: ExpectationResult, message: str) -> ExpectationResult:
+    return replace(result, message=message)
+
+
+def judge_between(expectation: Expectation, context: JudgeContext) -> ExpectationResult:
+    blocked = _unavailable(expectation, context, [expectation.column])
+    if blocked is not None:
+        return blocked
+    low = "-inf" if expectation.min_value is None else f"{expectation.min_value:g}"
+    high = "+inf" if expectation.max_value is None else f"{expectation.max_value:g}"
+    extra = {
+        "min_observed": context.metrics.get(f"min:{expectation.column}"),
+        "max_observed": context.metrics.get(f"max:{expectation.column}"),
+    }
+    return _mostly_verdict(expectation, context, *_counts_of(context, expectation),
+                           Reason.VALUE_OUT_OF_RANGE, f"are NaN or outside [{low}, {high}]", extra)
+
+
+def judge_timestamp_date(expectation: Expectation, context: JudgeContext) -> ExpectationResult:
+    blocked = _unavailable(expectation, context, [expectation.column, expectation.date_column])
+    if blocked is not None:
+        return blocked
+    return _mostly_verdict(
+        expectation, context, *_counts_of(context, expectation), Reason.DATE_MISMATCH,
+        f"have '{expectation.date_column}' different from the date of '{expectation.column}' "
+        f"in {expectation.time_zone}",
+        {"time_zone": expectation.time_zone},
+    )
+
+
+def judge_not_after(expectation: Expectation, context: JudgeContext) -> ExpectationResult:
+    blocked = _unavailable(expectation, context, [expectation.column])
+    if blocked is not None:
+        return blocked
+    limit = context.as_of + timedelta(minutes=expectation.tolerance_minutes or 0)
+    return _mostly_verdict(
+        expectation, context, *_counts_of(context, expectation),
+        Reason.TIMESTAMP_AFTER_AS_OF, f"are later than the as-of time plus tolerance ({limit.isoformat()})",
+        {"as_of": context.as_of.isoformat()},
+    )
+
+
+def _bounded_count(expectation: Expectation, observed: int, reason: str, what: str) -> ExpectationResult:
+    low, high = expectation.min_value, expectation.max_value
+    inside = (low is None or observed >= low) and (high is None or observed <= high)
+    bounds = f"[{'-inf' if low is None else f'{low:,.0f}'}, {'+inf' if high is None else f'{high:,.0f}'}]"
+    values = dict(observed_value=float(observed), threshold_low=low, threshold_high=high,
+                  evaluated_count=observed)
+    if inside:
+        return _result(expectation, PASSED, Reason.OK, f"{what} {observed:,} is within {bounds}", **values)
+    return _result(expectation, FAILED, reason, f"{what} {observed:,} is outside {bounds}", **values)
+
+
+def judge_row_count(expectation: Expectation, context: JudgeContext) -> ExpectationResult:
+    result = _bounded_count(expectation, context.rows, Reason.ROW_COUNT_OUT_OF_RANGE, "row count")
+    if context.rows == 0:
+        return _with_reason(result, Reason.EMPTY_PARTITION, "the partition has no rows")
+    return result
+
+
+def _with_reason(result: ExpectationResult, reason: str, message: str) -> ExpectationResult:
+    return replace(result, status=FAILED, reason_code=reason, message=message)
+
+
+def judge_distinct(expectation: Expectation, context: JudgeContext) -> ExpectationResult:
+    blocked = _unavailable(expectation, context, [expectation.column])
+    if blocked is not None:
+        return blocked
+    observed = context.metrics.get(f"distinct:{expectation.column}")
+    if observed is None:
+        return _result(expectation, ERRORED, Reason.METRIC_MISSING, "distinct count was not computed")
+    result = _bounded_count(expectation, int(observed), Reason.DISTINCT_COUNT_OUT_OF_RANGE,
+                            f"distinct non-null '{expectation.column}'")
+    if context.rows == 0:
+        return _with_reason(result, Reason.EMPTY_PARTITION, "the partition has no rows")
+    return result
+
+
+def judge_max_lag(expectation: Expectation, context: JudgeContext) -> ExpectationResult:
+    blocked = _unavailable(expectation, context, [expectation.column])
+    if blocked is not None:
+        return blocked
+    newest = context.metrics.get(f"max:{expectation.column}")
+    limit_hours = expectation.max_lag_hours
+    if context.rows == 0:
+        return _result(expectation, ERRORED, Reason.EMPTY_PARTITION,
+                       "the partition has no rows, so its newest event is unknown",
+                       threshold_high=limit_hours)
+    if newest is None:
+        return _result(expectation, ERRORED, Reason.NO_VALUES,
+                       f"'{expectation.column}' has no values, so freshness is unknown",
+                       threshold_high=limit_hours)
+    newest_at = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=int(newest))
+    lag_hours = (context.as_of - newest_at).total_seconds() / 3600.0
+    values = dict(observed_value=lag_hours, threshold_high=limit_hours,
+                  details={"newest": newest_at.isoformat(), "as_of": context.as_of.isoformat()})
+    if lag_hours <= limit_hours:
+        return _result(expectation, PASSED, Reason.OK,
+                       f"newest event {newest_at.isoformat()} is {lag_hours:.2f} h before the as-of "
+                       f"time (limit {limit_hours:g} h)", **values)
+    return _result(expectation, FAILED, Reason.DATA_STALE,
+                   f"newest event {newest_at.isoformat()} is {lag_hours:.2f} h before the as-of time "
+                   f"{context.as_of.isoformat()}; the limit is {limit_hours:g} h", **values)
+
+
+def judge_partition_date(expectation: Expectation, context: JudgeContext) -> ExpectationResult:
+    blocked = _unavailable(expectation, context, [expectation.column])
+    if blocked is not None:
+        return blocked
+    extra = {
+        "expected": context.partition_date.isoformat(),
+        "min_observed": str(context.metrics.get(f"min:{expectation.column}")),
+        "max_observed": str(context.metrics.get(f"max:{expectation.column}")),
+    }
+    return _mostly_verdict(expectation, context, *_counts_of(context, expectation),
+                           Reason.PARTITION_DATE_MISMATCH,
+                           f"are null or not on the partition date {context.partition_date.isoformat()}",
+                           extra)
+
+
+def judge_psi(expectation: Expectation, context: JudgeContext) -> tuple[ExpectationResult, list[MetricRow]]:
+    blocked = _unavailable(expectation, context, [expectation.column])
+    if blocked is not None:
+        return blocked, []
+    counts = _column_counts(context, expectation.column)
+    if context.rows == 0:
+        return _result(expectation, ERRORED, Reason.EMPTY_PARTITION,
+                       "the partition has no rows, so drift could not be computed", **counts), []
+    current = current_profile(expectation, context.contract, context.metrics)
+    threshold = dict(threshold_high=expectation.max_psi, **counts)
+    if current.total <= 0:
+        return _result(expectation, ERRORED, Reason.NO_VALUES,
+                       f"'{expectation.column}' has no values to compare", **threshold), []
+    reference = context.references.get(expectation.id)
+    minimum = context.contract.reference.min_partitions
+    too_few = (reference is not None and not reference.named
+               and 0 < len(reference.partitions) < minimum)
+    if reference is None or reference.total <= 0 or too_few:
+        severity = "error" if context.contract.reference.when_missing == "fail" else "warn"
+        if too_few:
+            message = (f"no reference: the window has {len(reference.partitions)} accepted "
+                       f"partitions, the contract requires at least {minimum}")
+        else:
+            message = (f"no reference: no accepted partition in the "
+                       f"{context.contract.reference.window_days}-day window before this one has "
+                       "a stored profile")
+        result = _result(expectation, ERRORED, Reason.NO_REFERENCE, message, **threshold)
+        return replace(result, severity=severity), []
+    if reference.signature() != current.signature():
+        return _result(expectation, ERRORED, Reason.METRIC_MISSING,
+                       "the reference's bins differ from this partition's, so PSI is undefined",
+                       **threshold), []
+
+    if expectation.distribution == "numeric":
+        cuts = quantile_cuts(reference.counts, expectation.quantile_bins)
+        expected = coarsen(reference.counts, cuts)
+        actual = coarsen(current.counts, cuts)
+        edges = [None, *[reference.bins[i].lower for i in cuts], None]
+        labels = [f"q{i}" for i in range(len(expected))]
+    else:
+        expected, actual = reference.counts, current.counts
+        edges = None
+        labels = [b.label for b in reference.bins]
+    value = psi(expected, actual, context.contract.psi_epsilon)
+    rows: list[MetricRow] = [MetricRow("psi", expectation.column, expectation.id, value=value)]
+    for index, label in enumerate(labels):
+        lower = edges[index] if edges else None
+        upper = edges[index + 1] if edges else None
+        for name, count in (("psi_bin_expected", expected[index]), ("psi_bin_actual", actual[index])):
+            rows.append(MetricRow(name, expectation.column, expectation.id, index, label, lower, upper, int(count)))
+    details = {
+        "bins": labels,
+        "expected": [int(c) for c in expected],
+        "actual": [int(c) for c in actual],
+        "reference_partitions": [d.isoformat() for d in reference.partitions],
+        "epsilon": context.contract.psi_epsilon,
+    }
+    values = dict(observed_value=value, details=details, evaluated_count=current.total, **threshold)
+    if value < expectation.max_psi:
+        return _result(expectation, PASSED, Reason.OK,
+                       f"PSI {value:.4f} < {expectation.max_psi:g} against {len(reference.partitions)} "
+                       "reference partitions", **values), rows
+    return _result(expectation, FAILED, Reason.PSI_ABOVE_THRESHOLD,
+                   f"PSI {value:.4f} is at or above {expectation.max_psi:g} against "
+                   f"{len(reference.partitions)} reference partitions", **values), rows
+
+
+_JUDGES = {
+    "columns_present": judge_columns_present,
+    "column_types_match": judge_column_types,
+    "no_unexpected_columns": judge_no_unexpected,
+    "column_is_instant": judge_instant,
+    "primary_key_unique": judge_primary_key,
+    "not_null": judge_not_null,
+    "in_set": judge_in_set,
+    "between": judge_between,
+    "timestamp_matches_date": judge_timestamp_date,
+    "timestamp_not_after_as_of": judge_not_after,
+    "row_count_between": judge_row_count,
+    "distinct_count_between": judge_distinct,
+    "max_timestamp_lag": judge_max_lag,
+    "partition_date_matches": judge_partition_date,
+}
+
+
+def judge(expectation: Expectation, context: JudgeContext) -> tuple[ExpectationResult, list[MetricRow]]:
+    """Judge one expectation; drift checks also return their bin rows."""
+    if expectation.type == "psi_below":
+        return judge_psi(expectation, context)
+    return _JUDGES[expectation.type](expectation, context), []
+
+
+def judge_all(context: JudgeContext) -> tuple[list[ExpectationResult], list[MetricRow]]:
+    results: list[ExpectationResult] = []
+    rows: list[MetricRow] = []
+    for expectation in context.contract.expectations:
+        result, metric_rows = judge(expectation, context)
+        results.append(result)
+        rows.extend(metric_rows)
+    return results, rows
