@@ -54,7 +54,7 @@ def run_kuairand_demo(spark: SparkSession, workdir: Path, database: str = "strea
 
 
 def format_day(run: ValidationRun) -> str:
-    """One block per day: the verdict, then each check that did not pass, with its reason."""
+    """Format one day as its verdict line, then each check that did not pass, with its reason."""
     record = run.record
     passed = sum(1 for r in run.results if r.status == "passed")
     head = (f"{record.partition_date}  {record.status.upper():7}  {record.row_count or 0:>6,} events  "

@@ -34,7 +34,7 @@ INPUT_FORMATS = ("parquet", "delta")
 
 @dataclass(frozen=True)
 class ValidationRequest:
-    """What to validate and where to record it. ``as_of`` is timezone-aware."""
+    """A partition to validate and the place to record the run. ``as_of`` is timezone-aware."""
 
     dataset: str
     partition_date: date
@@ -110,7 +110,7 @@ def resolve_partition_path(spark: SparkSession, contract: Contract, input_path: 
                            partition_date: date) -> tuple[str, str | None]:
     """Return (path to read, basePath option) for the partition.
 
-    ``input_path`` may be the partition's own folder or a root that holds Hive-style
+    ``input_path`` may be the partition's own folder or a root that contains Hive-style
     ``<partition column>=<date>`` folders. For a Hive-style leaf the parent becomes basePath,
     so Spark adds the partition column to the rows.
     """
@@ -161,11 +161,15 @@ def _count_jobs(spark: SparkSession, group: str) -> int:
 def validate_partition(spark: SparkSession, contract: Contract, request: ValidationRequest) -> ValidationRun:
     """Validate one partition and record the run; errors after start-up become errored runs.
 
-    Returns the run with exit code 0 (passed or only warnings, or failures on a feed whose
-    contract does not block the pipeline), 1 (a blocking expectation failed or errored) or 3
-    (the input could not be read or Spark failed; recorded as an errored run when the result
-    store is reachable). Existing results of the partition are replaced only by a complete
-    run.
+    Returns the run with its exit code:
+
+    - 0: passed, only warnings, or failures on a feed whose contract does not block the
+      pipeline;
+    - 1: a blocking expectation failed or errored;
+    - 3: the input could not be read or Spark failed. The run is recorded as errored when the
+      result store is reachable.
+
+    Existing results of the partition are replaced only by a complete run.
     """
     run_id = uuid.uuid4().hex
     started = utc_now()
@@ -243,7 +247,7 @@ def validate_partition(spark: SparkSession, contract: Contract, request: Validat
 def _record_errored(store: ResultStore, record: RunRecord) -> None:
     try:
         store.append_run(record)
-    except Exception as exc:  # The store itself is unreachable: the exit code still tells.
+    except Exception as exc:  # The store is unreachable, so only the exit code reports the error.
         logger.error("run %s: could not record the errored run in %s: %s", record.run_id,
                      store.warehouse, _first_line(exc))
 

@@ -9,72 +9,21 @@ from pathlib import Path
 
 import pytest
 from pyspark.sql import functions as F
-from pyspark.sql.types import (
-    DateType,
-    DoubleType,
-    LongType,
-    StringType,
-    StructField,
-    StructType,
-    TimestampNTZType,
-    TimestampType,
-)
+from pyspark.sql.types import StructField, StructType, TimestampNTZType
 
 from streamrec_spark.contracts.loader import load_contract
 from streamrec_spark.validation.profiles import Profile
 from streamrec_spark.validation.results import ERRORED, FAILED, PASSED, Reason
 from streamrec_spark.validation.suite import run_suite
 
-HERE = Path(__file__).resolve().parent
-UTC = timezone.utc
-DAY = date(2024, 5, 1)
-START = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
-AS_OF = datetime(2024, 5, 1, 15, 0, tzinfo=UTC)
+from rows import AS_OF, DAY, SCHEMA, START, UTC, clean_rows, event, frame
 
-SCHEMA = StructType(
-    [
-        StructField("event_id", StringType()),
-        StructField("user_id", LongType()),
-        StructField("item_id", LongType()),
-        StructField("session_id", StringType()),
-        StructField("event_type", StringType()),
-        StructField("platform", StringType()),
-        StructField("duration_seconds", DoubleType()),
-        StructField("event_ts", TimestampType()),
-        StructField("event_date", DateType()),
-    ]
-)
-EVENT_TYPES = ["view", "click", "complete", "skip"]
-PLATFORMS = ["ios", "android", "web"]
+HERE = Path(__file__).resolve().parent
 
 
 @pytest.fixture(scope="module")
 def contract():
     return load_contract(HERE / "data" / "click_stream_small.yaml")
-
-
-def event(index: int, **changes) -> dict:
-    row = {
-        "event_id": f"e{index}",
-        "user_id": index % 4 + 1,
-        "item_id": 100 + index,
-        "session_id": f"s{index % 2}",
-        "event_type": EVENT_TYPES[index % 4],
-        "platform": PLATFORMS[index % 3],
-        "duration_seconds": float(index * 3 + 1),
-        "event_ts": START + timedelta(minutes=20 * index),
-        "event_date": DAY,
-    }
-    row.update(changes)
-    return row
-
-
-def frame(spark, rows, schema=SCHEMA):
-    return spark.createDataFrame([tuple(r[f.name] for f in schema.fields) for r in rows], schema)
-
-
-def clean_rows(count: int = 12) -> list[dict]:
-    return [event(i) for i in range(count)]
 
 
 def run(df, contract, as_of=AS_OF, references=None, partition_date=DAY):
@@ -215,15 +164,15 @@ def test_unexpected_values_named_with_counts(spark, contract):
 
 def test_duplicate_and_null_keys(spark, contract):
     rows = clean_rows()
-    rows[3] = event(3, event_id="e1")
-    rows[4] = event(4, event_id="e1")
+    rows[3] = event(3, event_id=f"e{DAY}-1")
+    rows[4] = event(4, event_id=f"e{DAY}-1")
     results, outcome = run(frame(spark, rows), contract)
     result = results["schema_primary_key_unique"]
     assert result.status == FAILED
     assert result.reason_code == Reason.DUPLICATE_KEY
     assert result.details["duplicate_keys"] == 1
     assert result.details["duplicate_rows"] == 2
-    assert result.details["samples"][0] == {"event_id": "e1", "count": 3}
+    assert result.details["samples"][0] == {"event_id": f"e{DAY}-1", "count": 3}
 
     rows = clean_rows()
     rows[3] = event(3, event_id=None)

@@ -11,8 +11,8 @@ from streamrec_spark.contracts.model import ColumnSpec, Contract
 
 @dataclass(frozen=True)
 class ColumnState:
-    """How a declared column arrived: present or not, its actual type, and whether the checks
-    on it can run."""
+    """The arrival state of a declared column: present or not, its actual type, and whether
+    the checks on it can run."""
 
     spec: ColumnSpec
     actual_type: str | None  # Spark simpleString, or None when the column is missing

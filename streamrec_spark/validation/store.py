@@ -1,10 +1,10 @@
 """The Delta tables of validation results: runs, expectation_results and metrics.
 
 A run writes its partition's metrics, then its expectation results, each replacing that
-partition's previous rows in one Delta commit, and finally appends its row to ``runs``. The
-``runs`` row is written last, so a run whose row exists has all of its results stored; the
-replaced rows of earlier runs stay readable through Delta time travel, and every run,
-including errored ones, keeps its row in ``runs``.
+partition's previous rows in one Delta commit, and finally appends its row to ``runs``.
+Because the ``runs`` row is written last, a run whose row exists has all of its results
+stored. The replaced rows of earlier runs stay readable through Delta time travel, and every
+run, errored ones included, keeps its row in ``runs``.
 """
 
 from __future__ import annotations
@@ -162,15 +162,19 @@ class ResultStore:
         self.spark = spark
         self.warehouse = warehouse
         self.database = database
+        self._ensured = False
 
     def path(self, table: str) -> str:
         return delta_tables.table_path(self.warehouse, table)
 
     def ensure_tables(self) -> None:
         """Create the three tables if needed and register them as ``<database>.<table>``."""
+        if self._ensured:
+            return
         for table, schema in SCHEMAS.items():
             delta_tables.ensure_table(self.spark, self.path(table), schema, PARTITION_COLUMNS)
             delta_tables.register_table(self.spark, self.database, table, self.path(table))
+        self._ensured = True
 
     def write_run(
         self,

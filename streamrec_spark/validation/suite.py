@@ -112,8 +112,8 @@ def run_suite(
     spark = df.sparkSession
     session_zone = spark.conf.get("spark.sql.session.timeZone")
     if session_zone != "UTC":
-        # Casting timestamp_ntz to an instant and to_date both read the session zone; the
-        # suite's date rules are written for UTC, so it runs in UTC and restores the setting.
+        # Casting timestamp_ntz to an instant and to_date both read the session zone. The
+        # suite's date rules assume UTC, so it runs in UTC and restores the setting after.
         logger.warning("session time zone is %s; the suite runs in UTC and restores it after",
                        session_zone)
         spark.conf.set("spark.sql.session.timeZone", "UTC")

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# spark-submit from the project's virtualenv with the Delta jars that scripts/setup.sh cached.
+# Usage: scripts/spark-submit.sh [spark-submit options] jobs/validate_partition.py [job options]
+# On a cluster, use the cluster's spark-submit with --packages io.delta:delta-spark_2.12:3.3.2
+# (or --jars with the same two jars) and install this package on the driver.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+jars=$(ls "$root"/.cache/jars/*.jar 2>/dev/null | paste -sd, -)
+if [ -z "$jars" ]; then
+  echo "spark-submit.sh: no Delta jars in $root/.cache/jars; run scripts/setup.sh first" >&2
+  exit 2
+fi
+exec "$root/.venv/bin/spark-submit" --jars "$jars" "$@"

@@ -1,0 +1,218 @@
+"""The validation job with its Delta store: re-runs, history, references, bad input, CLI codes."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from pyspark.sql import functions as F
+
+from rows import AS_OF, DAY, clean_rows, event, frame
+from streamrec_spark.cli import main
+from streamrec_spark.contracts.loader import load_contract
+from streamrec_spark.validate_job import ValidationRequest, validate_partition
+from streamrec_spark.validation.store import ResultStore
+
+HERE = Path(__file__).resolve().parent
+CONTRACT_FILE = HERE / "data" / "click_stream_small.yaml"
+
+
+@pytest.fixture(scope="module")
+def contract():
+    return load_contract(CONTRACT_FILE)
+
+
+@pytest.fixture()
+def registry(tmp_path):
+    path = tmp_path / "registry.yaml"
+    path.write_text(f"contracts:\n  click_stream: {CONTRACT_FILE}\n")
+    return path
+
+
+def write_day(spark, root: Path, rows, day: date = DAY) -> None:
+    (frame(spark, rows).write.mode("overwrite").option("partitionOverwriteMode", "dynamic")
+     .partitionBy("event_date").parquet(str(root)))
+
+
+def request(root: Path, warehouse: Path, day: date = DAY, **changes) -> ValidationRequest:
+    values = dict(dataset="click_stream", partition_date=day, input_path=str(root),
+                  as_of=AS_OF + (day - DAY), warehouse=str(warehouse), database="job_tests")
+    values.update(changes)
+    return ValidationRequest(**values)
+
+
+def read(spark, warehouse: Path, table: str):
+    return spark.read.format("delta").load(str(warehouse / table))
+
+
+def test_rerun_replaces_results_and_keeps_history(spark, contract, tmp_path):
+    root, warehouse = tmp_path / "input", tmp_path / "warehouse"
+    write_day(spark, root, clean_rows())
+    first = validate_partition(spark, contract, request(root, warehouse))
+    assert first.exit_code == 0
+    assert first.record.status == "warned"  # no reference yet: drift checks warn
+
+    rows = clean_rows()
+    rows[2] = event(2, event_type="bookmark")
+    write_day(spark, root, rows)
+    second = validate_partition(spark, contract, request(root, warehouse))
+    assert second.exit_code == 1
+    assert second.record.status == "failed"
+
+    results = read(spark, warehouse, "expectation_results")
+    assert results.count() == 22
+    assert {r.run_id for r in results.select("run_id").distinct().collect()} == {second.record.run_id}
+    runs = read(spark, warehouse, "runs").orderBy("finished_at").collect()
+    assert [r.run_id for r in runs] == [first.record.run_id, second.record.run_id]
+    assert [r.exit_code for r in runs] == [0, 1]
+    assert runs[1].row_count == 12
+    assert runs[1].spark_job_count > 0
+
+    # The first run's results are still readable through Delta time travel.
+    history = spark.sql(f"DESCRIBE HISTORY delta.`{warehouse / 'expectation_results'}`")
+    versions = sorted(r.version for r in history.collect())
+    earlier = (spark.read.format("delta").option("versionAsOf", versions[-2])
+               .load(str(warehouse / "expectation_results")))
+    assert {r.run_id for r in earlier.select("run_id").distinct().collect()} == {first.record.run_id}
+
+    # The result tables answer Spark SQL through the catalog.
+    failed = spark.sql(
+        "SELECT expectation_id, reason_code, failed_count FROM job_tests.expectation_results "
+        "WHERE dataset = 'click_stream' AND partition_date = DATE'2024-05-01' AND status = 'failed'"
+    ).collect()
+    assert [(r.expectation_id, r.reason_code, r.failed_count) for r in failed] == [
+        ("range_event_type", "VALUE_NOT_IN_SET", 1)
+    ]
+    metrics = read(spark, warehouse, "metrics")
+    row_count = metrics.where(F.col("metric_name") == "row_count").collect()
+    assert [r["count"] for r in row_count] == [12]
+    types = dict((f.name, f.dataType.simpleString()) for f in metrics.schema.fields)
+    assert types["count"] == "bigint"
+    assert types["value"] == "double"
+
+
+def test_reference_uses_accepted_earlier_partitions(spark, contract, tmp_path):
+    root, warehouse = tmp_path / "input", tmp_path / "warehouse"
+    days = [DAY, DAY + timedelta(days=1), DAY + timedelta(days=2), DAY + timedelta(days=3)]
+    for day in days:
+        rows = clean_rows(12, day)
+        if day == days[1]:
+            rows[0] = event(0, day, event_type="bookmark")  # makes day 2 fail: not a reference
+        write_day(spark, root, rows, day)
+    runs = [validate_partition(spark, contract, request(root, warehouse, day)) for day in days]
+    assert [r.record.status for r in runs] == ["warned", "failed", "passed", "passed"]
+    assert runs[2].record.reference_partitions == (days[0],)
+    assert runs[3].record.reference_partitions == (days[0], days[2])
+    drift = {r.expectation_id: r for r in runs[3].results if r.category == "statistical"}
+    assert all(r.status == "passed" for r in drift.values())
+    # A named reference date is used even if it failed.
+    named = validate_partition(spark, contract, request(root, warehouse, days[3], reference_date=days[1]))
+    assert named.record.reference_partitions == (days[1],)
+    bins = read(spark, warehouse, "metrics").where(
+        (F.col("partition_date") == F.lit(days[3])) & F.col("metric_name").startswith("psi_bin")
+    )
+    assert bins.where(F.col("expectation_id") == "drift_event_type").count() == 10
+
+
+def test_missing_input_records_errored_run(spark, contract, tmp_path):
+    root, warehouse = tmp_path / "input", tmp_path / "warehouse"
+    write_day(spark, root, clean_rows())
+    good = validate_partition(spark, contract, request(root, warehouse))
+    missing = validate_partition(spark, contract, request(tmp_path / "nowhere", warehouse))
+    assert missing.exit_code == 3
+    assert missing.record.status == "errored"
+    assert missing.record.error_code == "INPUT_MISSING"
+    assert "does not exist" in missing.record.error_message
+    runs = read(spark, warehouse, "runs").where(F.col("status") == "errored").collect()
+    assert [r.error_code for r in runs] == ["INPUT_MISSING"]
+    # The partition's stored results are those of the good run, untouched.
+    stored = read(spark, warehouse, "expectation_results").select("run_id").distinct().collect()
+    assert [r.run_id for r in stored] == [good.record.run_id]
+
+
+def test_empty_folder_is_input_error(spark, contract, tmp_path):
+    folder = tmp_path / "input" / f"event_date={DAY}"
+    folder.mkdir(parents=True)
+    (folder / "_SUCCESS").write_text("")
+    run = validate_partition(spark, contract, request(tmp_path / "input", tmp_path / "warehouse"))
+    assert run.exit_code == 3
+    assert run.record.error_code == "INPUT_EMPTY"
+    assert "contains no Parquet files" in run.record.error_message
+
+
+def test_corrupt_parquet_is_input_error(spark, contract, tmp_path):
+    folder = tmp_path / "input" / f"event_date={DAY}"
+    folder.mkdir(parents=True)
+    (folder / "part-00000.parquet").write_bytes(b"PAR1 this is not a parquet file")
+    run = validate_partition(spark, contract, request(tmp_path / "input", tmp_path / "warehouse"))
+    assert run.exit_code == 3
+    assert run.record.status == "errored"
+    assert run.record.error_code == "INPUT_UNREADABLE"
+    assert "\n" not in run.record.error_message
+
+
+def test_zero_row_partition_is_recorded_as_failed(spark, contract, tmp_path):
+    root, warehouse = tmp_path / "input", tmp_path / "warehouse"
+    frame(spark, clean_rows()).limit(0).write.parquet(str(root / f"event_date={DAY}"))
+    run = validate_partition(spark, contract, request(root, warehouse))
+    assert run.exit_code == 1
+    assert run.record.row_count == 0
+    statuses = {r.expectation_id: (r.status, r.reason_code) for r in run.results}
+    assert statuses["volume_row_count"] == ("failed", "EMPTY_PARTITION")
+    assert statuses["complete_user_id"] == ("errored", "EMPTY_PARTITION")
+
+
+def test_standard_feed_failure_does_not_stop_pipeline(spark, contract, tmp_path):
+    from dataclasses import replace
+
+    root, warehouse = tmp_path / "input", tmp_path / "warehouse"
+    rows = clean_rows()
+    rows[0] = event(0, platform="windows")
+    write_day(spark, root, rows)
+    run = validate_partition(spark, replace(contract, blocks_pipeline=False), request(root, warehouse))
+    assert run.record.status == "failed"
+    assert run.exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--dataset", "clickstream"], "unknown dataset 'clickstream'"),
+        (["--date", "2024-13-01"], "invalid date '2024-13-01'"),
+        (["--as-of", "yesterday"], "invalid --as-of 'yesterday'"),
+    ],
+)
+def test_cli_invalid_request_exits_2(registry, tmp_path, capsys, arguments, message):
+    base = {"--dataset": "click_stream", "--date": "2024-05-01", "--input": str(tmp_path),
+            "--registry": str(registry), "--warehouse": str(tmp_path / "wh")}
+    base.update(dict(zip(arguments[::2], arguments[1::2])))
+    argv = ["validate", *[item for pair in base.items() for item in pair]]
+    with pytest.raises(SystemExit) if arguments[0] == "--date" else _no_exit():
+        code = main(argv)
+        assert code == 2
+    captured = capsys.readouterr()
+    assert message in captured.err
+    assert len(captured.err.strip().splitlines()) == 1
+
+
+class _no_exit:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_cli_malformed_contract_exits_2(tmp_path, capsys):
+    contract = tmp_path / "broken.yaml"
+    contract.write_text(CONTRACT_FILE.read_text().replace("expectation_overrides:", "expectation_overides:"))
+    contract.write_text(contract.read_text().replace("../../conf", str(HERE.parent / "conf")))
+    registry = tmp_path / "registry.yaml"
+    registry.write_text(f"contracts:\n  click_stream: {contract}\n")
+    code = main(["validate", "--dataset", "click_stream", "--date", "2024-05-01", "--input",
+                 str(tmp_path), "--registry", str(registry), "--warehouse", str(tmp_path / "wh")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"{contract}:3: unknown key 'expectation_overides'" in err
+    assert not (tmp_path / "wh").exists()
