@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
         cli_evaluation = None
     if cli_evaluation is not None:
         cli_evaluation.add_subcommands(commands)
+    from streamrec_spark import cli_contracts
+
+    cli_contracts.add_subcommands(commands)
     return parser
 
 

@@ -58,7 +58,31 @@ class ComputationError(StreamrecError):
 
 
 class SchemaViolationError(StreamrecError):
-    """A DataFrame crossing a stage boundary violates its declared schema (exit code 1)."""
+    """A DataFrame crossing a stage boundary violates its declared schema (exit code 1).
+
+    ``boundary`` names the boundary (for example ``engagement:input``) and ``report`` carries
+    the full check report (``features.boundary.BoundaryReport``) with every rule, its count of
+    offending rows and sample values.
+    """
 
     exit_code = EXIT_FAILED
     error_code = "SCHEMA_VIOLATION"
+
+    def __init__(self, message: str, boundary: str | None = None, report: object | None = None):
+        super().__init__(message)
+        self.boundary = boundary
+        self.report = report
+
+
+class PartitionNotAcceptedError(StreamrecError):
+    """A stage was asked to read a partition that its contract has not accepted (exit code 1):
+    never validated, or its latest validation failed."""
+
+    exit_code = EXIT_FAILED
+    error_code = "PARTITION_NOT_ACCEPTED"
+
+    def __init__(self, message: str, dataset: str, statuses: dict | None = None):
+        super().__init__(message)
+        self.dataset = dataset
+        # partition date -> latest run status, or None when the partition was never validated
+        self.statuses = dict(statuses or {})

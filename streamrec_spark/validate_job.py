@@ -12,19 +12,20 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from streamrec_spark.contracts.model import Contract
 from streamrec_spark.errors import (
     EXIT_FAILED,
-    EXIT_INFRASTRUCTURE,
     EXIT_PASSED,
     ComputationError,
     InputDataError,
     StreamrecError,
 )
-from streamrec_spark.validation.results import RUN_ERRORED, RUN_FAILED, ExpectationResult, MetricRow
+from streamrec_spark.validation.results import RUN_ERRORED, ExpectationResult, MetricRow
 from streamrec_spark.validation.store import ResultStore, RunRecord, utc_now
 from streamrec_spark.validation.suite import SuiteOutcome, run_suite
+from streamrec_spark.validation.verdicts import pipeline_blocked
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +134,13 @@ def resolve_partition_path(spark: SparkSession, contract: Contract, input_path: 
 
 
 def read_partition(spark: SparkSession, contract: Contract, request: ValidationRequest) -> DataFrame:
-    """Open the partition lazily; raise InputDataError for a missing, empty or unreadable one."""
+    """Open the partition lazily; raise InputDataError for a missing, empty or unreadable one.
+
+    A Delta input is the table's root: the partition is selected by filtering the partition
+    column, because a ``<column>=<date>`` folder of a Delta table is not a table itself.
+    """
+    if request.input_format == "delta":
+        return _read_delta_partition(spark, contract, request)
     path, base = resolve_partition_path(spark, contract, request.input_path, request.partition_date)
     if request.input_format == "parquet" and not _data_files(spark, path):
         raise InputDataError(
@@ -152,6 +159,27 @@ def read_partition(spark: SparkSession, contract: Contract, request: ValidationR
             "files are complete and in that format",
             "INPUT_UNREADABLE",
         ) from exc
+
+
+def _read_delta_partition(spark: SparkSession, contract: Contract, request: ValidationRequest) -> DataFrame:
+    from delta.tables import DeltaTable
+
+    hadoop_path, fs = _hadoop_fs(spark, request.input_path)
+    if not fs.exists(hadoop_path):
+        raise InputDataError(
+            f"input path {request.input_path} does not exist; check --input, or whether the "
+            "upstream delivery for this date has landed", "INPUT_MISSING",
+        )
+    if not DeltaTable.isDeltaTable(spark, request.input_path):
+        raise InputDataError(
+            f"input path {request.input_path} is not a Delta table; pass the table's root folder "
+            "or use --input-format parquet", "INPUT_UNREADABLE",
+        )
+    df = spark.read.format("delta").load(request.input_path)
+    column = contract.partition_column
+    if column in df.columns:
+        df = df.where(F.col(f"`{column}`") == F.lit(request.partition_date))
+    return df
 
 
 def _count_jobs(spark: SparkSession, group: str) -> int:
@@ -220,10 +248,7 @@ def validate_partition(spark: SparkSession, contract: Contract, request: Validat
     failed = sum(1 for r in outcome.results if r.status == "failed")
     errored = sum(1 for r in outcome.results if r.status == "errored")
     blocking = sum(1 for r in outcome.results if r.blocking)
-    if outcome.status == RUN_FAILED and contract.blocks_pipeline:
-        exit_code = EXIT_FAILED
-    else:
-        exit_code = EXIT_PASSED
+    exit_code = EXIT_FAILED if pipeline_blocked(contract, outcome.results) else EXIT_PASSED
     record = RunRecord(
         **base, status=outcome.status, exit_code=exit_code, finished_at=utc_now(),
         row_count=outcome.row_count, spark_job_count=jobs,

@@ -616,7 +616,9 @@ def test_parent_problem_points_at_parent(tmp_path):
 def test_real_registry_loads():
     registry = load_registry(REPO / "conf" / "registry.yaml")
 
-    assert list(registry.contracts) == ["click_stream"]
+    assert list(registry.contracts) == [
+        "click_stream", "item_metadata", "user_profiles", "engagement_features"
+    ]
     assert registry.contract("click_stream").name == "click_stream"
 
 

@@ -359,3 +359,34 @@ def test_no_reference_can_be_blocking(spark, contract):
     assert results["drift_platform"].reason_code == Reason.NO_REFERENCE
     assert results["drift_platform"].severity == "error"
     assert outcome.status == "failed"
+
+
+def test_local_day_bounds_follow_daylight_saving():
+    from streamrec_spark.validation.metrics import local_day_bounds
+
+    start, end = local_day_bounds(date(2024, 3, 10), "America/New_York")
+    assert end - start == 23 * 3600 * 1_000_000
+    start, end = local_day_bounds(date(2024, 11, 3), "America/New_York")
+    assert end - start == 25 * 3600 * 1_000_000
+    start, _ = local_day_bounds(date(2024, 5, 1), "Asia/Shanghai")
+    assert start == int(datetime(2024, 4, 30, 16, 0, tzinfo=UTC).timestamp() * 1_000_000)
+
+
+def test_date_check_on_daylight_saving_day(spark, contract):
+    day = date(2024, 3, 10)
+    new_york = replace(contract, expectations=tuple(
+        replace(e, time_zone="America/New_York") if e.id == "range_event_ts_matches_event_date" else e
+        for e in contract.expectations
+    ))
+    rows = clean_rows(12, day)
+    # 03:30 UTC on March 11 is 23:30 EDT on March 10; 04:30 UTC is already March 11.
+    rows[0] = event(0, day, event_ts=datetime(2024, 3, 11, 3, 30, tzinfo=UTC))
+    rows[1] = event(1, day, event_ts=datetime(2024, 3, 11, 4, 30, tzinfo=UTC))
+    # A row dated on another day takes the per-row conversion: 04:59 UTC on March 10 is
+    # 23:59 EST on March 9, so its date matches.
+    rows[2] = event(2, day, event_date=date(2024, 3, 9), event_ts=datetime(2024, 3, 10, 4, 59, tzinfo=UTC))
+    results, _ = run(frame(spark, rows), new_york, as_of=datetime(2024, 3, 11, 5, 0, tzinfo=UTC),
+                     partition_date=day)
+    result = results["range_event_ts_matches_event_date"]
+    assert result.failed_count == 1
+    assert results["fresh_partition_date"].failed_count == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -12,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from streamrec_spark.contracts.model import (
     CATEGORIES,
+    COLUMN_ORIGINS,
     COLUMN_TYPES,
     NUMERIC_TYPES,
     SEVERITIES,
@@ -58,8 +60,11 @@ EXPECTATION_TYPES: dict[str, _TypeSpec] = {
     ),
     "max_timestamp_lag": _TypeSpec("freshness", ("column",), ("max_lag_hours",)),
     "partition_date_matches": _TypeSpec("freshness", ("column",), ("mostly",)),
+    "matches_regex": _TypeSpec("value_range", ("column", "pattern"), ("mostly",)),
+    "date_not_after_partition": _TypeSpec("value_range", ("column",), ("mostly",)),
+    "max_date_lag": _TypeSpec("freshness", ("column", "max_lag_days")),
 }
-_COMMON_KEYS = ("id", "category", "type", "severity", "description")
+_COMMON_KEYS = ("id", "category", "type", "severity", "description", "blocks_pipeline")
 _DISTRIBUTIONS = ("categorical", "numeric", "null_rate")
 _TOP_KEYS = (
     "contract",
@@ -86,7 +91,7 @@ _SCHEMA_KEYS = (
     "partition_time_zone",
     "timestamp_time_zone",
 )
-_COLUMN_KEYS = ("name", "type", "nullable", "allowed_values", "description")
+_COLUMN_KEYS = ("name", "type", "nullable", "allowed_values", "description", "origin")
 _REFERENCE_KEYS = ("window_days", "min_partitions", "when_missing")
 _GRID_KEYS = ("lower", "upper", "bins", "scale")
 
@@ -181,7 +186,7 @@ class _Reader:
             return default
         return value
 
-    def boolean(self, key: str, default: bool) -> bool:
+    def boolean(self, key: str, default: bool | None) -> bool | None:
         if key not in self.mapping:
             return default
         value = self.mapping[key]
@@ -243,6 +248,7 @@ def _parse_columns(schema: _Reader) -> tuple[ColumnSpec, ...]:
         reader.context = f"column '{name}'"
         column_type = reader.choice("type", COLUMN_TYPES)
         nullable = reader.boolean("nullable", True)
+        origin = reader.choice("origin", COLUMN_ORIGINS, default="source")
         allowed = None
         if "allowed_values" in item:
             values = item["allowed_values"]
@@ -269,6 +275,7 @@ def _parse_columns(schema: _Reader) -> tuple[ColumnSpec, ...]:
                 nullable=nullable,
                 allowed_values=allowed,
                 description=reader.text("description", "", required=False) or "",
+                origin=origin or "source",
             )
         )
     return tuple(columns)
@@ -382,11 +389,25 @@ def _parse_expectation(
                     f"the schema, found '{date_name}'",
                 )
         fields["time_zone"] = _check_zone(reader, "time_zone", partition_time_zone)
-    if kind == "partition_date_matches" and column is not None and column.type != "date":
-        problems.add(
-            item.where("column"),
-            f"expectation '{expectation_id}' needs a date column, '{column.name}' is {column.type}",
-        )
+    if kind in ("partition_date_matches", "date_not_after_partition", "max_date_lag"):
+        if column is not None and column.type != "date":
+            problems.add(
+                item.where("column"),
+                f"expectation '{expectation_id}' needs a date column, '{column.name}' is "
+                f"{column.type}",
+            )
+    if kind == "max_date_lag":
+        lag_days = reader.number("max_lag_days", required=False, integer=True, minimum=0)
+        fields["max_lag_days"] = None if lag_days is None else int(lag_days)
+    if kind == "matches_regex":
+        if column is not None and not column.is_string:
+            problems.add(
+                item.where("column"),
+                f"expectation '{expectation_id}' matches a pattern, so it needs a string column, "
+                f"'{column.name}' is {column.type}",
+            )
+        fields["pattern"] = _parse_pattern(reader, expectation_id)
+    fields["blocks_pipeline"] = reader.boolean("blocks_pipeline", None)
     if kind == "timestamp_not_after_as_of":
         fields["tolerance_minutes"] = reader.number("tolerance_minutes", 0.0, minimum=0)
     if kind == "max_timestamp_lag":
@@ -430,6 +451,28 @@ def _parse_expectation(
         description=reader.text("description", "", required=False) or "",
         **{key: value for key, value in fields.items() if value is not None},
     )
+
+
+def _parse_pattern(reader: _Reader, expectation_id: str) -> str | None:
+    """Read ``pattern`` and reject one that Python's ``re`` cannot compile.
+
+    Spark evaluates the pattern with Java's regex engine. The two dialects agree on the common
+    syntax (classes, groups, quantifiers, anchors) but not on every construct.
+    """
+    # A missing pattern is already reported as a missing required key.
+    pattern = reader.text("pattern", required=False)
+    if pattern is None:
+        return None
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        reader.problems.add(
+            reader.mapping.where("pattern"),
+            f"expectation '{expectation_id}' has an invalid regular expression {pattern!r} "
+            f"({exc}); write a pattern such as '[0-9]+(,[0-9]+)*'",
+        )
+        return None
+    return pattern
 
 
 def _merge_maps(base: SourceMap, update: SourceMap, skip: tuple[str, ...] = ()) -> SourceMap:
@@ -598,6 +641,7 @@ def parse_contract(document: Any, path: Path, problems: _Problems) -> Contract |
         expectations=tuple(expectations),
         source_file=str(path),
         blocks_pipeline=blocks_pipeline,
+        expected_expectation_count=None if declared is None else int(declared),
     )
 
 

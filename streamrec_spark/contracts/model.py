@@ -9,6 +9,9 @@ from fractions import Fraction
 SEVERITIES = ("error", "warn")
 SLA_TIERS = ("critical", "standard")
 CATEGORIES = ("schema", "completeness", "value_range", "volume", "statistical", "freshness")
+# Origins of a column's values: delivered by the producer as they are, computed or added by our
+# converter, or invented by the converter (not observed at all).
+COLUMN_ORIGINS = ("source", "derived", "synthetic")
 
 # Spark SQL type names (DataType.simpleString) that a contract may declare.
 COLUMN_TYPES = (
@@ -35,6 +38,7 @@ class ColumnSpec:
     nullable: bool
     allowed_values: tuple[str, ...] | None = None
     description: str = ""
+    origin: str = "source"
 
     @property
     def is_floating(self) -> bool:
@@ -92,6 +96,12 @@ class Expectation:
     max_psi: float | None = None
     quantile_bins: int | None = None
     grid: Grid | None = None
+    # matches_regex: a Java regular expression that the whole value must match.
+    pattern: str | None = None
+    # max_date_lag: the newest date may be at most this many days before the partition date.
+    max_lag_days: int | None = None
+    # Whether a blocking failure of this check stops the pipeline; None follows the contract.
+    blocks_pipeline: bool | None = None
 
     @property
     def blocking(self) -> bool:
@@ -131,6 +141,9 @@ class Contract:
     # Whether a blocking failure on this feed stops the pipeline (exit 1). Defaults by SLA tier:
     # critical feeds stop it, standard feeds are recorded and alerted unless the contract says so.
     blocks_pipeline: bool = True
+    # The number of expectations the file declares it lists, checked at load time; None when
+    # the file does not declare it (the registry requires it).
+    expected_expectation_count: int | None = None
 
     def column(self, name: str) -> ColumnSpec:
         for spec in self.columns:

@@ -13,6 +13,8 @@ from streamrec_spark.errors import ConfigError, InvalidRequestError
 
 @dataclass(frozen=True)
 class Registry:
+    """Every contract of the registry file, by dataset name, in the order the file lists them."""
+
     path: str
     contracts: dict[str, Contract]
 
@@ -27,7 +29,12 @@ class Registry:
 
 
 def load_registry(path: str | Path) -> Registry:
-    """Load the registry and every contract it lists, reporting all problems at once."""
+    """Load the registry and every contract it lists, reporting all problems at once.
+
+    Each contract must parse, carry the same name as its registry entry, and declare
+    ``expected_expectation_count``, which must match the expectations it lists. Raises
+    ConfigError with every problem, each with file and line.
+    """
     path = Path(path)
     document = load_yaml(path)
     problems = _Problems()
@@ -58,6 +65,14 @@ def load_registry(path: str | Path) -> Registry:
                 entries.where(dataset),
                 f"registry entry '{dataset}' points to a contract named '{contract.name}'; use the "
                 "same name in both places",
+            )
+            continue
+        if contract.expected_expectation_count is None:
+            problems.add(
+                f"{contract_path}:1",
+                f"contract '{dataset}' is in the registry but does not declare "
+                f"'expected_expectation_count'; add 'expected_expectation_count: "
+                f"{len(contract.expectations)}' so that a dropped expectation fails the load",
             )
             continue
         contracts[dataset] = contract

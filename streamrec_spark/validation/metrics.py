@@ -12,13 +12,14 @@ import functools
 import logging
 import math
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from streamrec_spark.contracts.model import Contract, Expectation, Grid
+from streamrec_spark.contracts.model import ColumnSpec, Contract, Expectation, Grid
 from streamrec_spark.validation.schema_check import SchemaReport
 
 logger = logging.getLogger(__name__)
@@ -78,6 +79,30 @@ def _missing_condition(column: Column, state_type: str, blanks_missing: bool) ->
 
 def _literal(value: Any) -> Column:
     return F.lit(value)
+
+
+def local_day_bounds(day: date, zone: str) -> tuple[int, int]:
+    """Return the first and the first-after-last microsecond since the epoch of ``day`` in
+    ``zone``; a day with a daylight-saving change is 23 or 25 hours long."""
+    tz = ZoneInfo(zone)
+    start = datetime.combine(day, time.min, tz)
+    end = datetime.combine(day + timedelta(days=1), time.min, tz)
+    return int(start.timestamp() * 1_000_000), int(end.timestamp() * 1_000_000)
+
+
+def value_conditions(expectation: Expectation, spec: ColumnSpec) -> tuple[Column, Column]:
+    """Return (evaluated, failing) row conditions of a closed-set or pattern check.
+
+    Null, NaN and, in a required string column, blank values are not evaluated: completeness
+    reports them. The conditions are shared by the fused aggregation and by the query that
+    lists a failed check's offending values.
+    """
+    value = col(spec.name)
+    valid = ~_missing_condition(value, spec.type, not spec.nullable)
+    if expectation.type == "in_set":
+        return valid, valid & ~value.isin([_literal(v) for v in spec.allowed_values])
+    # rlike finds the pattern anywhere, so the anchors make it match the whole value.
+    return valid, valid & ~value.rlike(f"^(?:{expectation.pattern})$")
 
 
 class _Planner:
@@ -145,13 +170,10 @@ class _Planner:
         state = self.report.columns[name]
         value = col(name)
         blanks_missing = not state.spec.nullable
-        if kind == "in_set":
-            valid = ~_missing_condition(value, state.spec.type, blanks_missing)
-            failing = valid & ~value.isin([_literal(v) for v in state.spec.allowed_values])
+        if kind in ("in_set", "matches_regex"):
+            valid, failing = value_conditions(expectation, state.spec)
             plan.count_where(f"eval:{key}", valid)
             plan.count_where(f"fail:{key}", failing)
-            plan.add(f"sample_low:{key}", F.min(F.when(failing, value)))
-            plan.add(f"sample_high:{key}", F.max(F.when(failing, value)))
         elif kind == "between":
             valid = value.isNotNull()
             outside = F.lit(False)
@@ -171,14 +193,26 @@ class _Planner:
                 expectation.date_column,
                 self.column(expectation.date_column).alias(expectation.date_column),
             )
+            # Rows dated on the partition day (nearly all) are compared with that local day's
+            # bounds as instants, computed once here; only the other rows pay for a per-row
+            # time-zone conversion.
+            start, end = local_day_bounds(self.partition_date, expectation.time_zone)
+            micros = F.unix_micros(value)
+            outside_day = (micros < F.lit(start)) | (micros >= F.lit(end))
             local_date = F.to_date(F.from_utc_timestamp(value, expectation.time_zone))
+            mismatch = F.when(date_value == F.lit(self.partition_date), outside_day).otherwise(
+                local_date != date_value
+            )
             valid = value.isNotNull() & date_value.isNotNull()
             plan.count_where(f"eval:{key}", valid)
-            plan.count_where(f"fail:{key}", valid & (local_date != date_value))
+            plan.count_where(f"fail:{key}", valid & mismatch)
         elif kind == "timestamp_not_after_as_of":
             limit = self.as_of.timestamp() + 60.0 * (expectation.tolerance_minutes or 0.0)
             plan.count_where(f"eval:{key}", value.isNotNull())
             plan.count_where(f"fail:{key}", F.unix_micros(value) > F.lit(int(limit * 1_000_000)))
+        elif kind == "date_not_after_partition":
+            plan.count_where(f"eval:{key}", value.isNotNull())
+            plan.count_where(f"fail:{key}", value > F.lit(self.partition_date))
         elif kind == "partition_date_matches":
             plan.count_where(f"eval:{key}", F.lit(True))
             plan.count_where(

@@ -37,16 +37,19 @@ class SuiteOutcome:
 
 
 def _list_unexpected_values(df: DataFrame, contract: Contract, metrics: dict[str, Any]) -> None:
-    """For each failed closed-set check, count its unexpected values (a filtered extra job that
-    runs only on failure, so a passing partition keeps to the fused aggregation)."""
+    """For each failed closed-set or pattern check, count its most frequent offending values.
+
+    This is a filtered extra job that runs only on failure, so a passing partition keeps to
+    the fused aggregation.
+    """
     for expectation in contract.expectations:
-        if expectation.type != "in_set" or not metrics.get(f"fail:{expectation.id}"):
+        if expectation.type not in ("in_set", "matches_regex"):
+            continue
+        if not metrics.get(f"fail:{expectation.id}"):
             continue
         spec = contract.column(expectation.column)
         value = spark_metrics.col(expectation.column)
-        failing = value.isNotNull() & ~value.isin([F.lit(v) for v in spec.allowed_values])
-        if spec.is_string and not spec.nullable:
-            failing = failing & (F.trim(value) != F.lit(""))
+        _, failing = spark_metrics.value_conditions(expectation, spec)
         top = (
             df.where(failing)
             .groupBy(value.alias("value"))

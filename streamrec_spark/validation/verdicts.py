@@ -26,7 +26,6 @@ from streamrec_spark.validation.results import (
 )
 from streamrec_spark.validation.schema_check import SchemaReport
 
-
 @dataclass(frozen=True)
 class JudgeContext:
     """Everything a verdict may read besides the expectation itself."""
@@ -251,21 +250,15 @@ def judge_in_set(expectation: Expectation, context: JudgeContext) -> Expectation
     if blocked is not None:
         return blocked
     spec = context.contract.column(expectation.column)
-    samples = [context.metrics.get(f"sample_low:{expectation.id}"),
-               context.metrics.get(f"sample_high:{expectation.id}")]
-    samples = sorted({str(s) for s in samples if s is not None})
-    extra = {"allowed": [str(v) for v in spec.allowed_values], "samples": samples}
-    unexpected = context.metrics.get(f"unexpected_values:{expectation.id}")
+    unexpected = context.metrics.get(f"unexpected_values:{expectation.id}") or []
+    extra = {"allowed": [str(v) for v in spec.allowed_values]}
     if unexpected:
         extra["unexpected_values"] = unexpected
     result = _mostly_verdict(expectation, context, *_counts_of(context, expectation),
                              Reason.VALUE_NOT_IN_SET,
                              f"are outside {{{', '.join(extra['allowed'])}}}", extra)
     if result.status == FAILED:
-        if unexpected:
-            listing = ", ".join(f"'{item['value']}' ({item['count']:,} rows)" for item in unexpected)
-        else:
-            listing = ", ".join(f"'{s}'" for s in samples)
+        listing = ", ".join(f"'{item['value']}' ({item['count']:,} rows)" for item in unexpected)
         result = _with_message(result, f"{result.message}; unexpected values: {listing}")
     return result
 
@@ -390,6 +383,63 @@ def judge_partition_date(expectation: Expectation, context: JudgeContext) -> Exp
                            extra)
 
 
+def judge_matches_regex(expectation: Expectation, context: JudgeContext) -> ExpectationResult:
+    blocked = _unavailable(expectation, context, [expectation.column])
+    if blocked is not None:
+        return blocked
+    offending = context.metrics.get(f"unexpected_values:{expectation.id}") or []
+    samples = [item["value"] for item in offending]
+    extra = {"pattern": expectation.pattern, "unexpected_values": offending}
+    result = _mostly_verdict(expectation, context, *_counts_of(context, expectation),
+                             Reason.PATTERN_MISMATCH, f"do not match the pattern '{expectation.pattern}'",
+                             extra)
+    if result.status == FAILED and samples:
+        listing = ", ".join(f"'{s}'" for s in samples)
+        result = _with_message(result, f"{result.message}; e.g. {listing}")
+    return result
+
+
+def judge_date_not_after(expectation: Expectation, context: JudgeContext) -> ExpectationResult:
+    blocked = _unavailable(expectation, context, [expectation.column])
+    if blocked is not None:
+        return blocked
+    extra = {
+        "partition_date": context.partition_date.isoformat(),
+        "max_observed": str(context.metrics.get(f"max:{expectation.column}")),
+    }
+    return _mostly_verdict(expectation, context, *_counts_of(context, expectation),
+                           Reason.VALUE_OUT_OF_RANGE,
+                           f"are later than the partition date {context.partition_date.isoformat()}",
+                           extra)
+
+
+def judge_max_date_lag(expectation: Expectation, context: JudgeContext) -> ExpectationResult:
+    """Fail when the newest date of the column is more than ``max_lag_days`` before the
+    partition date (a feed that stopped receiving new entries)."""
+    blocked = _unavailable(expectation, context, [expectation.column])
+    if blocked is not None:
+        return blocked
+    limit_days = expectation.max_lag_days
+    if context.rows == 0:
+        return _result(expectation, ERRORED, Reason.EMPTY_PARTITION,
+                       "the partition has no rows, so its newest date is unknown",
+                       threshold_high=limit_days)
+    newest = context.metrics.get(f"max:{expectation.column}")
+    if newest is None:
+        return _result(expectation, ERRORED, Reason.NO_VALUES,
+                       f"'{expectation.column}' has no values, so its newest date is unknown",
+                       threshold_high=limit_days)
+    lag_days = (context.partition_date - newest).days
+    values = dict(observed_value=float(lag_days), threshold_high=limit_days,
+                  details={"newest": newest.isoformat(),
+                           "partition_date": context.partition_date.isoformat()})
+    text = (f"newest '{expectation.column}' {newest.isoformat()} is {lag_days} days before the "
+            f"partition date {context.partition_date.isoformat()} (limit {limit_days} days)")
+    if lag_days <= limit_days:
+        return _result(expectation, PASSED, Reason.OK, text, **values)
+    return _result(expectation, FAILED, Reason.DATA_STALE, text, **values)
+
+
 def judge_psi(expectation: Expectation, context: JudgeContext) -> tuple[ExpectationResult, list[MetricRow]]:
     blocked = _unavailable(expectation, context, [expectation.column])
     if blocked is not None:
@@ -472,6 +522,9 @@ _JUDGES = {
     "distinct_count_between": judge_distinct,
     "max_timestamp_lag": judge_max_lag,
     "partition_date_matches": judge_partition_date,
+    "matches_regex": judge_matches_regex,
+    "date_not_after_partition": judge_date_not_after,
+    "max_date_lag": judge_max_date_lag,
 }
 
 
@@ -490,3 +543,34 @@ def judge_all(context: JudgeContext) -> tuple[list[ExpectationResult], list[Metr
         results.append(result)
         rows.extend(metric_rows)
     return results, rows
+
+
+def expectation_blocks_pipeline(contract: Contract, expectation: Expectation) -> bool:
+    """Return whether a blocking failure of ``expectation`` stops the pipeline.
+
+    The expectation's own ``blocks_pipeline`` wins; without it the contract's applies, which
+    defaults by SLA tier (critical feeds stop the pipeline, standard feeds do not).
+    """
+    if expectation.blocks_pipeline is not None:
+        return expectation.blocks_pipeline
+    return contract.blocks_pipeline
+
+
+def pipeline_blocked(contract: Contract, results: list[ExpectationResult]) -> bool:
+    """True when a failed or errored ``error`` check stops the pipeline (exit code 1).
+
+    A result whose id is not in the contract (``judge_all`` never produces one) follows the
+    contract's ``blocks_pipeline``.
+    """
+    by_id = {expectation.id: expectation for expectation in contract.expectations}
+    for result in results:
+        if not result.blocking:
+            continue
+        expectation = by_id.get(result.expectation_id)
+        if expectation is None:
+            stops = contract.blocks_pipeline
+        else:
+            stops = expectation_blocks_pipeline(contract, expectation)
+        if stops:
+            return True
+    return False

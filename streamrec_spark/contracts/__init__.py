@@ -1,0 +1,1 @@
+"""Data contracts: YAML parsed into frozen dataclasses, the registry and contract diffs."""

@@ -1,0 +1,1 @@
+"""Engagement features with declared schemas checked at the feature function's boundary."""

@@ -1,0 +1,1 @@
+"""Converters that turn the upstream snapshot feeds into Parquet partitions for validation."""
