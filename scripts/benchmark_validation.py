@@ -21,7 +21,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 from streamrec_spark.contracts.loader import load_contract
-from streamrec_spark.datasets.synthetic import write_synthetic_day
+from streamrec_spark.datasets.synthetic import CODEGEN_HUGE_METHOD_LIMIT, write_synthetic_day
 from streamrec_spark.session import build_session
 from streamrec_spark.validate_job import ValidationRequest, validate_partition
 from streamrec_spark.validation.profiles import Profile
@@ -69,7 +69,10 @@ def main() -> None:
         partition = root / f"event_date={DAY}"
         if not partition.exists():
             start = time.perf_counter()
+            # The generator's plan is too wide for the JIT; see CODEGEN_HUGE_METHOD_LIMIT.
+            spark.conf.set("spark.sql.codegen.hugeMethodLimit", str(CODEGEN_HUGE_METHOD_LIMIT))
             write_synthetic_day(spark, str(root), rows, DAY)
+            spark.conf.unset("spark.sql.codegen.hugeMethodLimit")
             print(f"generated {rows:,} rows in {time.perf_counter() - start:.1f} s")
         df = spark.read.option("basePath", str(root)).parquet(str(partition))
         df.select(*columns).write.format("noop").mode("overwrite").save()  # warm the file cache

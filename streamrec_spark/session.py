@@ -84,10 +84,6 @@ def build_session(
         }
     settings = {
         "spark.ui.showConsoleProgress": "false",
-        # Generated methods above 8,000 bytes of bytecode are never JIT-compiled by HotSpot, so
-        # a wide plan (the fused suite, the generator) runs faster with Spark's fallback than
-        # as one huge interpreted method.
-        "spark.sql.codegen.hugeMethodLimit": "8000",
         # Every timestamp comparison in the product is between instants; a UTC session makes the
         # conversions to local dates explicit (from_utc_timestamp with the contract's zone).
         "spark.sql.session.timeZone": "UTC",
