@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -75,6 +76,9 @@ def build_session(
         not master and "spark.master" not in conf and not os.environ.get("SPARK_ENV_LOADED")
     )
     if local:
+        # Python workers run on this machine, and the first python3 on PATH may lack numpy or
+        # this package: use the driver's interpreter unless the caller chose one.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         # Local mode has a few cores: Spark's defaults (200 shuffle partitions, 50 partitions
         # for Delta's log replay) mostly schedule empty tasks. Values given in ``conf`` win.
         conf = {

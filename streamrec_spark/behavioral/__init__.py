@@ -1,0 +1,1 @@
+"""Behavioral tests of recommenders in the style of CheckList: MFT, INV and DIR."""

@@ -1,0 +1,1 @@
+"""Offline evaluation of recommenders: ranking metrics per slice, stored in Delta."""
