@@ -10,6 +10,7 @@ scorer over many users inside Spark tasks.
 from __future__ import annotations
 
 import json
+import zipfile
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -204,20 +205,29 @@ class Recommender(ABC):
                 f"expected {cls.model_type!r}",
                 error_code="INVALID_MODEL",
             )
-        with np.load(folder / ARRAYS_FILE, allow_pickle=False) as stored:
-            arrays = {name: stored[name] for name in stored.files}
-        model = cls.__new__(cls)
-        Recommender.__init__(model)
-        model._set_items(arrays.pop("item_ids"))
-        model.window = TrainingWindow.from_json(metadata["window"])
-        model._restore(metadata["params"], arrays)
+        # A truncated or hand-edited folder raises many kinds of error (a bad zip, a missing
+        # key, a wrong JSON shape); each is an invalid model, never a failed check.
+        try:
+            with np.load(folder / ARRAYS_FILE, allow_pickle=False) as stored:
+                arrays = {name: stored[name] for name in stored.files}
+            model = cls.__new__(cls)
+            Recommender.__init__(model)
+            model._set_items(arrays.pop("item_ids"))
+            model.window = TrainingWindow.from_json(metadata["window"])
+            model._restore(metadata["params"], arrays)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, zipfile.BadZipFile) as exc:
+            raise InputDataError(
+                f"cannot load the model at {folder}: {type(exc).__name__}: {exc}; re-save the "
+                "model or check the --model path",
+                error_code="INVALID_MODEL",
+            ) from exc
         return model
 
 
 def read_metadata(folder: Path) -> dict[str, Any]:
     """Read ``model.json``; raise InputDataError (``INVALID_MODEL``) when it is unreadable."""
     try:
-        return json.loads((folder / METADATA_FILE).read_text(encoding="utf-8"))
+        metadata = json.loads((folder / METADATA_FILE).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InputDataError(
             f"no model at {folder}: {METADATA_FILE} is missing; check the --model path",
@@ -225,6 +235,12 @@ def read_metadata(folder: Path) -> dict[str, Any]:
         ) from None
     except (OSError, ValueError) as exc:
         raise InputDataError(f"cannot read {folder / METADATA_FILE}: {exc}", error_code="INVALID_MODEL") from exc
+    if not isinstance(metadata, dict):
+        raise InputDataError(
+            f"{folder / METADATA_FILE} must contain a JSON object, found {type(metadata).__name__}",
+            error_code="INVALID_MODEL",
+        )
+    return metadata
 
 
 def model_size_bytes(path: str | Path) -> int:
