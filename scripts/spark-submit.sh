@@ -10,4 +10,8 @@ if [ -z "$jars" ]; then
   echo "spark-submit.sh: no Delta jars in $root/.cache/jars; run scripts/setup.sh first" >&2
   exit 2
 fi
+# spark-submit's helpers run the first python3 on PATH, which must be the venv's (it has
+# pyspark), and the Python workers must use the same interpreter.
+export PATH="$root/.venv/bin:$PATH"
+export PYSPARK_PYTHON="${PYSPARK_PYTHON:-$root/.venv/bin/python}"
 exec "$root/.venv/bin/spark-submit" --jars "$jars" "$@"

@@ -10,7 +10,13 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
-from streamrec_spark.errors import EXIT_INVALID, ConfigError, InvalidRequestError, StreamrecError
+from streamrec_spark.errors import (
+    EXIT_INFRASTRUCTURE,
+    EXIT_INVALID,
+    ConfigError,
+    InvalidRequestError,
+    StreamrecError,
+)
 
 logger = logging.getLogger("streamrec_spark")
 
@@ -174,6 +180,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     handler = COMMANDS.get(args.command) or getattr(args, "handler", None)
+    database = getattr(args, "database", None)
+    if database is not None and not database.replace("_", "").isalnum():
+        print(f"streamrec-spark: invalid --database {database!r}; use letters, digits and "
+              "underscores", file=sys.stderr)
+        return EXIT_INVALID
     try:
         return handler(args)
     except ConfigError as exc:
@@ -182,6 +193,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StreamrecError as exc:
         print(f"streamrec-spark: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Exception as exc:  # Spark, Py4J or the filesystem: an infrastructure error.
+        logger.debug("unexpected error", exc_info=True)
+        first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        print(f"streamrec-spark: {args.command} failed: {first.strip()[:400]} "
+              "(run with --log-level DEBUG for the trace)", file=sys.stderr)
+        return EXIT_INFRASTRUCTURE
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ logger = logging.getLogger(__name__)
 
 
 def table_path(warehouse: str | Path, table: str) -> str:
-    return str(Path(warehouse) / table)
+    """Join by string, because Path would collapse the ``//`` of URIs such as s3a://bucket."""
+    return str(warehouse).rstrip("/") + "/" + table
 
 
 def table_exists(spark: SparkSession, path: str) -> bool:

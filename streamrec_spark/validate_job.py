@@ -7,7 +7,7 @@ import re
 import subprocess
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -130,6 +130,15 @@ def resolve_partition_path(spark: SparkSession, contract: Contract, input_path: 
     name = stripped.rsplit("/", 1)[-1]
     if re.fullmatch(rf"{re.escape(contract.partition_column)}=[^/]+", name):
         return stripped, stripped.rsplit("/", 1)[0]
+    prefix = f"{contract.partition_column}="
+    if any(status.getPath().getName().startswith(prefix) for status in fs.listStatus(hadoop_path)):
+        # A root of date folders without the requested one: the day has not landed. Reading the
+        # root instead would validate every other day's rows as this date.
+        raise InputDataError(
+            f"input root {input_path} has no folder {prefix}{partition_date.isoformat()}; check "
+            "--date, or whether the upstream delivery for this date has landed",
+            "INPUT_MISSING",
+        )
     return stripped, None
 
 
@@ -228,7 +237,7 @@ def validate_partition(spark: SparkSession, contract: Contract, request: Validat
             raise
         except Exception as exc:
             text = _first_line(exc)
-            if re.search(r"parquet|footer|corrupt|magic number", text, re.IGNORECASE):
+            if re.search(r"parquet|footer|corrupt|magic number", str(exc), re.IGNORECASE):
                 raise InputDataError(
                     f"cannot read the Parquet files under {request.input_path}: {text}; replace "
                     "the corrupt files and re-run", "INPUT_UNREADABLE",
@@ -261,10 +270,15 @@ def validate_partition(spark: SparkSession, contract: Contract, request: Validat
     try:
         store.write_run(record, outcome.results, metric_rows)
     except Exception as exc:
-        raise ComputationError(
-            f"cannot write results to {request.warehouse}: {_first_line(exc)}; the partition's "
-            "earlier results are unchanged unless a later table commit succeeded"
-        ) from exc
+        # NOTE: the three tables are separate Delta commits, so a failure after the first one
+        # leaves the partition's metrics from this run and its results from the previous run.
+        error = ComputationError(
+            f"cannot write results to {request.warehouse}: {_first_line(exc)}; re-run the "
+            "partition once the store is writable"
+        )
+        _record_errored(store, replace(record, status=RUN_ERRORED, exit_code=error.exit_code,
+                                       error_code="WRITE_FAILED", error_message=str(error)))
+        raise error from exc
     return ValidationRun(record=record, contract=contract, results=outcome.results,
                          metric_rows=metric_rows, outcome=outcome)
 

@@ -216,3 +216,38 @@ def test_cli_malformed_contract_exits_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"{contract}:3: unknown key 'expectation_overides'" in err
     assert not (tmp_path / "wh").exists()
+
+
+def test_root_without_requested_date_is_missing(spark, contract, tmp_path):
+    root, warehouse = tmp_path / "input", tmp_path / "warehouse"
+    write_day(spark, root, clean_rows())
+    run = validate_partition(spark, contract, request(root, warehouse, DAY + timedelta(days=5)))
+    assert run.exit_code == 3
+    assert run.record.error_code == "INPUT_MISSING"
+    assert f"event_date={DAY + timedelta(days=5)}" in run.record.error_message
+
+
+def test_cli_invalid_database_exits_2_before_spark(registry, tmp_path, capsys):
+    code = main(["validate", "--dataset", "click_stream", "--date", "2024-05-01", "--input",
+                 str(tmp_path), "--registry", str(registry), "--warehouse", str(tmp_path / "wh"),
+                 "--database", "my-db"])
+    assert code == 2
+    assert "invalid --database 'my-db'" in capsys.readouterr().err
+    assert not (tmp_path / "wh").exists()
+
+
+def test_cli_sql_error_exits_3_with_one_line(spark, tmp_path, capsys):
+    code = main(["sql", "SELECT no_such_column FROM cli_sql.runs", "--warehouse",
+                 str(tmp_path / "wh"), "--database", "cli_sql"])
+    assert code == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("streamrec-spark: sql failed:")
+
+
+def test_table_path_keeps_uri_authority():
+    from streamrec_spark.delta_tables import table_path
+
+    assert table_path("s3a://bucket/streamrec", "runs") == "s3a://bucket/streamrec/runs"
+    assert table_path("hdfs://namenode:8020/warehouse/", "runs") == "hdfs://namenode:8020/warehouse/runs"
+    assert table_path("/tmp/warehouse", "runs") == "/tmp/warehouse/runs"
