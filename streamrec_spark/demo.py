@@ -57,9 +57,9 @@ def format_day(run: ValidationRun) -> str:
     """Format one day as its verdict line, then each check that did not pass, with its reason."""
     record = run.record
     passed = sum(1 for r in run.results if r.status == "passed")
+    days = len(record.reference_partitions)
     head = (f"{record.partition_date}  {record.status.upper():7}  {record.row_count or 0:>6,} events  "
-            f"{passed}/{len(run.results)} passed  reference: "
-            f"{len(record.reference_partitions)} days")
+            f"{passed}/{len(run.results)} passed  reference: {days} {'day' if days == 1 else 'days'}")
     lines = [head]
     if record.error_message:
         lines.append(f"    error {record.error_code}: {record.error_message}")

@@ -460,10 +460,10 @@ def judge_psi(expectation: Expectation, context: JudgeContext) -> tuple[Expectat
     if reference is None or reference.total <= 0 or too_few:
         severity = "error" if context.contract.reference.when_missing == "fail" else "warn"
         if too_few:
-            message = (f"no reference: the window has {len(reference.partitions)} accepted "
+            message = (f"the reference window has {len(reference.partitions)} accepted "
                        f"partitions, the contract requires at least {minimum}")
         else:
-            message = (f"no reference: no accepted partition in the "
+            message = (f"no accepted partition in the "
                        f"{context.contract.reference.window_days}-day window before this one has "
                        "a stored profile")
         result = _result(expectation, ERRORED, Reason.NO_REFERENCE, message, **threshold)
