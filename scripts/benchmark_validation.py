@@ -3,11 +3,12 @@
     .venv/bin/python scripts/benchmark_validation.py --rows 10000000
     .venv/bin/python scripts/benchmark_validation.py --rows 10000000 --rows 40000000
 
-For each size it generates a calibrated synthetic day once (kept under --workdir), warms the
-file cache with one scan, then times, in this order: a bare scan of the columns the suite
-reads (written to Spark's no-op sink), the suite (fused aggregation, shuffle pass, verdicts;
-the drift reference is the partition's own profile, so no store is read), and the whole job
-with its Delta writes. It prints the suite / scan ratio and the number of Spark jobs.
+For each size it generates a calibrated synthetic day once, kept under --workdir, and warms
+the file cache with one scan. Then it times three things in this order. The first is a bare
+scan of the columns the suite reads, written to Spark's no-op sink. The second is the suite:
+fused aggregation, shuffle pass and verdicts, with the partition's own profile as the drift
+reference, so no store is read. The third is the whole job with its Delta writes. It prints
+the suite / scan ratio and the number of Spark jobs.
 """
 
 from __future__ import annotations

@@ -93,7 +93,7 @@ def replace_partition(
     so a reader sees either the previous run's rows or this run's, and the previous rows stay
     readable through time travel. ``df`` must only contain rows of that partition.
     """
-    # replaceWhere takes a SQL predicate string; the values are rendered as typed literals
+    # replaceWhere takes a SQL predicate string. The values are rendered as typed literals,
     # and the column names come from the table's own schema, never from user input.
     predicate = " AND ".join(
         f"`{name}` = {_sql_literal(value)}" for name, value in partition_values.items()

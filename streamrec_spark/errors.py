@@ -17,7 +17,7 @@ class StreamrecError(Exception):
 
 
 class InvalidRequestError(StreamrecError):
-    """The command line asks for something that cannot be run (exit code 2)."""
+    """The command line requests something that cannot be run (exit code 2)."""
 
     exit_code = EXIT_INVALID
     error_code = "INVALID_REQUEST"

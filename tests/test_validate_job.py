@@ -76,7 +76,7 @@ def test_rerun_replaces_results_and_keeps_history(spark, contract, tmp_path):
                .load(str(warehouse / "expectation_results")))
     assert {r.run_id for r in earlier.select("run_id").distinct().collect()} == {first.record.run_id}
 
-    # The result tables answer Spark SQL through the catalog.
+    # The result tables are queryable with Spark SQL through the catalog.
     failed = spark.sql(
         "SELECT expectation_id, reason_code, failed_count FROM job_tests.expectation_results "
         "WHERE dataset = 'click_stream' AND partition_date = DATE'2024-05-01' AND status = 'failed'"

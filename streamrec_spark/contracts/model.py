@@ -110,7 +110,7 @@ class Expectation:
 
 @dataclass(frozen=True)
 class Reference:
-    """How a partition's reference distribution is built for the statistical checks."""
+    """Settings that build a partition's reference distribution for the statistical checks."""
 
     window_days: int
     min_partitions: int
@@ -139,7 +139,7 @@ class Contract:
     expectations: tuple[Expectation, ...]
     source_file: str = ""
     # Whether a blocking failure on this feed stops the pipeline (exit 1). Defaults by SLA tier:
-    # critical feeds stop it, standard feeds are recorded and alerted unless the contract says so.
+    # critical feeds stop it, standard feeds are recorded and alerted unless the contract sets it.
     blocks_pipeline: bool = True
     # The number of expectations the file declares it lists, checked at load time; None when
     # the file does not declare it (the registry requires it).

@@ -205,8 +205,8 @@ class Recommender(ABC):
                 f"expected {cls.model_type!r}",
                 error_code="INVALID_MODEL",
             )
-        # A truncated or hand-edited folder raises many kinds of error (a bad zip, a missing
-        # key, a wrong JSON shape); each is an invalid model, never a failed check.
+        # A truncated or hand-edited folder raises many kinds of error: a bad zip, a missing
+        # key, a wrong JSON shape. Each is an invalid model, never a failed check.
         try:
             with np.load(folder / ARRAYS_FILE, allow_pickle=False) as stored:
                 arrays = {name: stored[name] for name in stored.files}

@@ -1,8 +1,8 @@
 """The Spark side of validation: every scan-shareable metric of a suite in one aggregation.
 
-``plan_metrics`` turns a contract and the arriving schema into named aggregate expressions;
-``compute_metrics`` runs them as a single ``agg`` over one projection of the partition, then
-runs at most one shuffle pass for exact key uniqueness and exact distinct counts. Verdicts
+``plan_metrics`` turns a contract and the arriving schema into named aggregate expressions.
+``compute_metrics`` runs them as a single ``agg`` over one projection of the partition. Then
+it runs at most one shuffle pass for exact key uniqueness and exact distinct counts. Verdicts
 read the resulting plain dict of numbers (see ``verdicts``).
 """
 
@@ -83,7 +83,7 @@ def _literal(value: Any) -> Column:
 
 def local_day_bounds(day: date, zone: str) -> tuple[int, int]:
     """Return the first and the first-after-last microsecond since the epoch of ``day`` in
-    ``zone``; a day with a daylight-saving change is 23 or 25 hours long."""
+    ``zone``. A day with a daylight-saving change is 23 or 25 hours long."""
     tz = ZoneInfo(zone)
     start = datetime.combine(day, time.min, tz)
     end = datetime.combine(day + timedelta(days=1), time.min, tz)
@@ -114,7 +114,7 @@ class _Planner:
         self.plan = MetricPlan()
 
     def column(self, name: str) -> Column:
-        """The column as checks see it: a zone-less timestamp is converted to an instant."""
+        """Return the column as checks read it, converting a zone-less timestamp to an instant."""
         state = self.report.columns[name]
         if state.interpreted_zone is not None:
             # With the session in UTC, casting timestamp_ntz to timestamp keeps the wall-clock
@@ -194,8 +194,8 @@ class _Planner:
                 self.column(expectation.date_column).alias(expectation.date_column),
             )
             # Rows dated on the partition day (nearly all) are compared with that local day's
-            # bounds as instants, computed once here; only the other rows pay for a per-row
-            # time-zone conversion.
+            # bounds as instants, which are computed once here. Only the other rows pay for a
+            # per-row time-zone conversion.
             start, end = local_day_bounds(self.partition_date, expectation.time_zone)
             micros = F.unix_micros(value)
             outside_day = (micros < F.lit(start)) | (micros >= F.lit(end))
@@ -303,8 +303,8 @@ def _is_integral(df: DataFrame, value: Column) -> bool:
 def exact_duplicate_keys(df: DataFrame, key_columns: tuple[str, ...], samples: int = 5) -> dict[str, Any]:
     """Count duplicated primary keys exactly, comparing the key values themselves.
 
-    Called only when the hash pass found repeated hashes, which every true duplicate causes:
-    a hash collision between different keys is then told apart from a real duplicate here.
+    Called only when the hash pass found repeated hashes, which every true duplicate causes.
+    This query separates a hash collision between different keys from a real duplicate.
     """
     keys = [col(name) for name in key_columns]
     duplicated = (

@@ -138,7 +138,7 @@ def _mostly_verdict(
 
 
 def _counts_of(context: JudgeContext, expectation: Expectation) -> tuple[int | None, int | None]:
-    """The evaluated and failed row counts that the fused aggregation computed for a check."""
+    """Return the evaluated and failed row counts that the fused aggregation computed for a check."""
     return (context.metrics.get(f"eval:{expectation.id}"), context.metrics.get(f"fail:{expectation.id}"))
 
 
