@@ -16,9 +16,14 @@ setup(
         "delta-spark==3.3.2",
         "numpy>=1.24",
         "pyyaml>=6.0",
+        # The gate records each decision as an MLflow run and registers passing models.
+        "mlflow==3.17.2",
     ],
     extras_require={
         "test": ["pytest>=8", "chispa==0.12.0"],
+        # Only for loading the daily DAG in tests or a local scheduler; a deployment's
+        # Airflow provides its own.
+        "airflow": ["apache-airflow==2.10.5"],
     },
     entry_points={"console_scripts": ["streamrec-spark=streamrec_spark.cli:main"]},
 )

@@ -11,7 +11,7 @@ fi
 stamp=.venv/.installed-$(sha1sum setup.py | cut -c1-12)
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[test]'
+  .venv/bin/python -m pip install -q -e '.[test,airflow]'
   touch "$stamp"
 fi
 

@@ -107,6 +107,33 @@ def replace_partition(
     )
 
 
+def current_version(spark: SparkSession, path: str) -> int:
+    """The table's latest committed version."""
+    from delta.tables import DeltaTable
+
+    return int(DeltaTable.forPath(spark, path).history(1).select("version").first()[0])
+
+
+def restore_partition(
+    spark: SparkSession,
+    path: str,
+    partition_values: Mapping[str, object],
+    partition_by: Sequence[str],
+    version: int,
+) -> None:
+    """Put back one partition's rows as they were at ``version``, in one new commit.
+
+    Unlike Delta's RESTORE, which rolls back the whole table, this touches only the partition,
+    so concurrent writers of other partitions keep their commits. The rows being undone stay
+    readable through time travel.
+    """
+    before = (
+        spark.read.format("delta").option("versionAsOf", version).load(path)
+        .where(partition_predicate(partition_values))
+    )
+    replace_partition(before, path, partition_values, partition_by)
+
+
 def append(df: DataFrame, path: str, partition_by: Sequence[str] = ()) -> None:
     writer = df.write.format("delta").mode("append")
     if partition_by:

@@ -1,4 +1,4 @@
-"""Replays of two data incidents on the embedded KuaiRand sample, run through the product.
+"""Replays of three data incidents on the embedded KuaiRand sample, run through the product.
 
 Each replay prepares a work folder (the converted sample and validated click-stream days),
 injects the incident, and returns an :class:`IncidentOutcome` saying which check caught it, at
@@ -9,6 +9,9 @@ which stage, and with which numbers:
   schema passes; the drift check of the features contract catches the shifted distribution.
 - ``new-event-type``: the client team starts sending ``bookmark`` events. The click-stream
   contract rejects the partition, and the feature job then rejects it.
+- ``platform-drop``: the android logging pipeline loses 60% of a day's events. The day's
+  total and its platform PSI stay within bounds; the per-platform volume check fails it
+  before the feature job, so nothing trains on it.
 
 The replays share the work folder: the conversion and every accepted validation are reused.
 """
@@ -75,6 +78,9 @@ STAGE_RAW_TO_VALIDATED = "raw feed -> validated partition"
 BOOKMARK_EVERY = 10
 NEW_EVENT_TYPE = "bookmark"
 NEW_EVENT_TYPE_DAY = date(2022, 4, 14)
+PLATFORM_DROP_DAY = date(2022, 4, 13)
+DROPPED_PLATFORM = "android"
+DROPPED_SHARE = 0.6
 
 
 @dataclass(frozen=True)
@@ -394,9 +400,99 @@ def replay_new_event_type(
     )
 
 
+def drop_platform_events(events: DataFrame, platform: str, share: float) -> DataFrame:
+    """Drop about ``share`` of ``platform``'s events, chosen by a hash of the event id."""
+    buckets = 1000
+    dropped = (F.col("platform") == F.lit(platform)) & (
+        F.pmod(F.xxhash64(F.col("event_id")), F.lit(buckets)) < F.lit(int(round(share * buckets)))
+    )
+    return events.where(~F.coalesce(dropped, F.lit(False)))
+
+
+def replay_platform_drop(
+    spark: SparkSession,
+    workdir: Path,
+    day: date = PLATFORM_DROP_DAY,
+    database: str = DEFAULT_DATABASE,
+    reference_days: int = 7,
+) -> IncidentOutcome:
+    """Replay a day on which the android logging pipeline lost 60% of its events.
+
+    The ``reference_days`` days before ``day`` are validated as they are, so they form the
+    reference. The
+    day itself is written to ``workdir/click_stream_platform_drop`` without 60% of its android
+    events and validated, then the feature job that feeds training is run for it. Platform is
+    synthetic in the sample (see data/kuairand/README.md), so the replay shows the mechanism
+    on real volumes, not a real outage.
+    """
+    workspace = prepare_sample(spark, workdir, database)
+    contract = click_stream_contract()
+    earlier = [day - timedelta(days=n) for n in range(reference_days, 0, -1)]
+    validate_days(spark, workspace, contract, [d for d in earlier if d >= SAMPLE_FIRST_DAY])
+    tampered_root = workspace.root / "click_stream_platform_drop"
+    clean = spark.read.option("basePath", str(workspace.click_stream)).parquet(
+        str(workspace.click_stream / f"event_date={day.isoformat()}")
+    )
+    write_click_stream(drop_platform_events(clean, DROPPED_PLATFORM, DROPPED_SHARE), str(tampered_root))
+    before = {row["platform"]: row["count"] for row in clean.groupBy("platform").count().collect()}
+    request = ValidationRequest(
+        dataset=CLICK_STREAM, partition_date=day, input_path=str(tampered_root),
+        as_of=demo_as_of(day), warehouse=str(workspace.warehouse), database=workspace.database,
+    )
+    run = validate_partition(spark, contract, request)
+    by_id = {r.expectation_id: r for r in run.results}
+    result = by_id["volume_by_platform"]
+    stored = spark.read.option("basePath", str(tampered_root)).parquet(
+        str(tampered_root / f"event_date={day.isoformat()}")
+    )
+    after = {row["platform"]: row["count"] for row in stored.groupBy("platform").count().collect()}
+    features = run_feature_job(spark, load_contract(FEATURES_CONTRACT),
+                               _feature_request(workspace, day, 1, tampered_root))
+    others = {name: by_id[name] for name in ("volume_row_count", "drift_platform") if name in by_id}
+    details = {
+        "rows_before": before,
+        "rows_after": after,
+        "categories": result.details.get("categories", []),
+        "other_checks": {name: {"status": r.status, "observed": r.observed_value}
+                         for name, r in others.items()},
+        "features_stage": features.stage,
+        "features_exit_code": features.exit_code,
+        "features_rejected": isinstance(features.error, PartitionNotAcceptedError),
+        "validation_run_id": run.record.run_id,
+    }
+    rejected = "rejected" if details["features_rejected"] else "did NOT reject"
+    notes = [
+        f"{DROPPED_PLATFORM} rows went from {before.get(DROPPED_PLATFORM, 0):,} to "
+        f"{after.get(DROPPED_PLATFORM, 0):,}; the day has {sum(after.values()):,} rows in all",
+    ]
+    for name, other in others.items():
+        observed = "" if other.observed_value is None else f" ({other.observed_value:.4f})"
+        notes.append(f"{name} {other.status}{observed}: on its own it would not have stopped the day"
+                     if other.status != FAILED else f"{name} also failed{observed}")
+    notes.append(f"the feature job feeding training {rejected} the day at stage "
+                 f"'{features.stage}' (exit {features.exit_code}), so training never sees it")
+    return IncidentOutcome(
+        incident="platform-drop",
+        title=f"the {DROPPED_PLATFORM} logging pipeline drops {DROPPED_SHARE:.0%} of its events",
+        caught=result.status == FAILED and run.exit_code != 0 and details["features_rejected"],
+        stage=STAGE_RAW_TO_VALIDATED,
+        check=result.expectation_id,
+        dataset=CLICK_STREAM,
+        partition_date=day,
+        reason_code=result.reason_code,
+        exit_code=run.exit_code,
+        message=result.message,
+        observed_value=result.observed_value,
+        threshold=result.threshold_low,
+        details=details,
+        notes=tuple(notes),
+    )
+
+
 # Replay name -> function(spark, workdir, database=...) returning the outcome, in the order
 # they are shown.
 INCIDENTS: dict[str, Callable[..., IncidentOutcome]] = {
     "formula-change": replay_formula_change,
     "new-event-type": replay_new_event_type,
+    "platform-drop": replay_platform_drop,
 }

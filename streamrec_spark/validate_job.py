@@ -270,8 +270,7 @@ def validate_partition(spark: SparkSession, contract: Contract, request: Validat
     try:
         store.write_run(record, outcome.results, metric_rows)
     except Exception as exc:
-        # NOTE: the three tables are separate Delta commits, so a failure after the first one
-        # leaves the partition's metrics from this run and its results from the previous run.
+        # write_run has already put back the tables it wrote before the failure.
         error = ComputationError(
             f"cannot write results to {request.warehouse}: {_first_line(exc)}; re-run the "
             "partition once the store is writable"

@@ -169,16 +169,16 @@ def test_real_click_stream_contract():
     contract = load_contract(CLICK_STREAM)
 
     assert contract.name == "click_stream"
-    assert len(contract.expectations) == 22
+    assert len(contract.expectations) == 23
     assert Counter(e.category for e in contract.expectations) == {
         "schema": 5,
         "completeness": 4,
         "value_range": 5,
-        "volume": 2,
+        "volume": 3,
         "statistical": 4,
         "freshness": 2,
     }
-    assert len({e.id for e in contract.expectations}) == 22
+    assert len({e.id for e in contract.expectations}) == 23
     assert contract.expectation("range_event_ts_matches_event_date").mostly == Fraction(999, 1000)
     assert contract.expectation("drift_duration_seconds").grid == Grid(0.0, 14400.0, 64, "log")
 
@@ -204,8 +204,9 @@ def test_demo_contract_extends_production():
     assert demo.expectation("schema_primary_key_unique").severity == "warn"
     untouched = [e for e in demo.expectations if e.id not in (
         "volume_row_count", "volume_distinct_users", "schema_primary_key_unique",
-        "range_event_ts_matches_event_date",
+        "range_event_ts_matches_event_date", "volume_by_platform",
     )]
+    assert demo.expectation("volume_by_platform").min_reference_rows == 200
     assert untouched == [production.expectation(e.id) for e in untouched]
 
 

@@ -11,6 +11,7 @@ from pyspark.sql import functions as F
 from rows import AS_OF, DAY, clean_rows, event, frame
 from streamrec_spark.cli import main
 from streamrec_spark.contracts.loader import load_contract
+from streamrec_spark.errors import ComputationError
 from streamrec_spark.validate_job import ValidationRequest, validate_partition
 from streamrec_spark.validation.store import ResultStore
 
@@ -61,7 +62,7 @@ def test_rerun_replaces_results_and_keeps_history(spark, contract, tmp_path):
     assert second.record.status == "failed"
 
     results = read(spark, warehouse, "expectation_results")
-    assert results.count() == 22
+    assert results.count() == 23
     assert {r.run_id for r in results.select("run_id").distinct().collect()} == {second.record.run_id}
     runs = read(spark, warehouse, "runs").orderBy("finished_at").collect()
     assert [r.run_id for r in runs] == [first.record.run_id, second.record.run_id]
@@ -90,6 +91,33 @@ def test_rerun_replaces_results_and_keeps_history(spark, contract, tmp_path):
     types = dict((f.name, f.dataType.simpleString()) for f in metrics.schema.fields)
     assert types["count"] == "bigint"
     assert types["value"] == "double"
+
+
+def test_failed_write_puts_back_the_previous_results(spark, contract, tmp_path):
+    root, warehouse = tmp_path / "input", tmp_path / "warehouse"
+    write_day(spark, root, clean_rows())
+    first = validate_partition(spark, contract, request(root, warehouse))
+    # Give expectation_results, the second table written, a schema the run's rows do not fit,
+    # so that metrics is already committed when the second run's write fails.
+    (spark.createDataFrame([("x", 1)], "run_id string, dataset int").write.format("delta")
+     .mode("overwrite").option("overwriteSchema", "true").save(str(warehouse / "expectation_results")))
+    rows = clean_rows()
+    rows[2] = event(2, event_type="bookmark")
+    write_day(spark, root, rows)
+
+    with pytest.raises(ComputationError, match="cannot write results"):
+        validate_partition(spark, contract, request(root, warehouse))
+
+    metrics = read(spark, warehouse, "metrics")
+    assert [r.run_id for r in metrics.select("run_id").distinct().collect()] == [first.record.run_id]
+    # Created, first run, second run, put back: the undone rows stay in the history.
+    history = spark.sql(f"DESCRIBE HISTORY delta.`{warehouse / 'metrics'}`").collect()
+    assert len(history) == 4
+    second_run_rows = (spark.read.format("delta").option("versionAsOf", 2)
+                       .load(str(warehouse / "metrics")).select("run_id").distinct().collect())
+    assert [r.run_id for r in second_run_rows] != [first.record.run_id]
+    runs = read(spark, warehouse, "runs").orderBy("finished_at").collect()
+    assert [(r.status, r.error_code) for r in runs] == [("warned", None), ("errored", "WRITE_FAILED")]
 
 
 def test_reference_uses_accepted_earlier_partitions(spark, contract, tmp_path):

@@ -45,12 +45,13 @@ def current_profiles(df, contract, partition_date=DAY):
 def test_clean_partition_passes(spark, contract):
     results, outcome = run(frame(spark, clean_rows()), contract)
     not_passed = {k: r.reason_code for k, r in results.items() if r.status != PASSED}
-    assert len(results) == 22
+    assert len(results) == 23
     assert not_passed == {
         "drift_event_type": Reason.NO_REFERENCE,
         "drift_duration_seconds": Reason.NO_REFERENCE,
         "drift_platform": Reason.NO_REFERENCE,
         "drift_duration_null_rate": Reason.NO_REFERENCE,
+        "volume_by_platform": Reason.NO_REFERENCE,
     }
     assert all(results[k].severity == "warn" for k in not_passed)
     assert outcome.status == "warned"

@@ -28,7 +28,7 @@ from pyspark.sql.types import (
 
 from streamrec_spark.contracts.loader import load_contract
 from streamrec_spark.contracts.model import Contract, Expectation, Reference
-from streamrec_spark.validation.profiles import Profile, current_profile
+from streamrec_spark.validation.profiles import PROFILED_TYPES, Profile, current_profile
 from streamrec_spark.validation.results import (
     ERRORED,
     FAILED,
@@ -133,7 +133,7 @@ def _references(contract: Contract, metrics: dict[str, Any]) -> dict[str, Profil
     """Use the partition's own profiles as a one-day reference, so every PSI is zero."""
     references = {}
     for expectation in contract.expectations:
-        if expectation.type == "psi_below":
+        if expectation.type in PROFILED_TYPES:
             profile = current_profile(expectation, contract, metrics)
             references[expectation.id] = Profile(profile.bins, (PARTITION - timedelta(days=1),))
     return references
@@ -175,7 +175,7 @@ def test_clean_partition_passes_everything():
     metrics = _clean_metrics()
     results, rows = judge_all(_context(metrics, references=_references(CONTRACT, metrics)))
 
-    assert len(results) == 22
+    assert len(results) == 23
     assert {r.expectation_id: (r.status, r.reason_code) for r in results if r.status != PASSED} == {}
     assert run_status(results) == RUN_PASSED
     assert {row.expectation_id for row in rows if row.metric_name == "psi"} == set(DRIFT_IDS)
@@ -476,6 +476,7 @@ EMPTY_PARTITION_OUTCOMES = {
     "range_event_ts_not_after_as_of": (ERRORED, Reason.EMPTY_PARTITION),
     "volume_row_count": (FAILED, Reason.EMPTY_PARTITION),
     "volume_distinct_users": (FAILED, Reason.EMPTY_PARTITION),
+    "volume_by_platform": (FAILED, Reason.EMPTY_PARTITION),
     "drift_event_type": (ERRORED, Reason.EMPTY_PARTITION),
     "drift_duration_seconds": (ERRORED, Reason.EMPTY_PARTITION),
     "drift_platform": (ERRORED, Reason.EMPTY_PARTITION),
@@ -563,7 +564,7 @@ UNAVAILABLE = (ERRORED, Reason.COLUMN_UNAVAILABLE)
         pytest.param(
             ("platform", "session_id"), {}, (),
             {"schema_columns_present": MISSING, "range_platform": UNAVAILABLE,
-             "drift_platform": UNAVAILABLE},
+             "drift_platform": UNAVAILABLE, "volume_by_platform": UNAVAILABLE},
             RUN_FAILED, id="two-missing",
         ),
         pytest.param(
@@ -582,7 +583,7 @@ def test_schema_problem_stays_isolated(drop, retype, extra, outcomes, status):
 
     observed = {r.expectation_id: (r.status, r.reason_code) for r in results if r.status != PASSED}
     assert observed == outcomes
-    assert len(results) == 22
+    assert len(results) == 23
     assert run_status(results) == status
 
 
@@ -789,6 +790,123 @@ def test_psi_reference_below_min_partitions():
 
     assert result.status == ERRORED
     assert result.reason_code == Reason.NO_REFERENCE
+
+
+# --- volume per category ---------------------------------------------------------------------
+
+
+def _platform_context(current: dict[str, int], reference: dict[str, int] | None, days: int = 2,
+                      **reference_settings: Any) -> JudgeContext:
+    """A partition with ``current`` rows per platform, judged against ``days`` reference
+    partitions whose summed counts are ``reference``."""
+    contract = CONTRACT
+    if reference_settings:
+        contract = replace(CONTRACT, reference=replace(CONTRACT.reference, **reference_settings))
+    metrics = _clean_metrics(rows=sum(current.values()))
+    metrics.update({f"value:platform:{name}": count for name, count in current.items()})
+    references = {}
+    if reference is not None:
+        reference_metrics = _clean_metrics(rows=sum(reference.values()))
+        reference_metrics.update({f"value:platform:{name}": count for name, count in reference.items()})
+        partitions = tuple(PARTITION - timedelta(days=d) for d in range(1, days + 1))
+        for expectation_id in ("volume_by_platform", "drift_platform"):
+            profile = current_profile(contract.expectation(expectation_id), contract, reference_metrics)
+            references[expectation_id] = Profile(profile.bins, partitions)
+    return _context(metrics, references=references, contract=contract)
+
+
+def test_category_volume_hand_computed_android_drop():
+    # Two reference days of 8,000 ios, 8,000 android and 4,000 web rows in total: means 4,000,
+    # 4,000 and 2,000. Changes: ios 4,100 / 4,000 = 1.025, android 1,600 / 4,000 = 0.4 (it lost
+    # 60% of its events), web 1,900 / 2,000 = 0.95. Their median, 0.95, is the usual change,
+    # so android's ratio is 0.4 / 0.95 = 0.421 < 0.5.
+    context = _platform_context({"ios": 4_100, "android": 1_600, "web": 1_900},
+                                {"ios": 8_000, "android": 8_000, "web": 4_000})
+
+    result, rows = judge(CONTRACT.expectation("volume_by_platform"), context)
+
+    assert result.status == FAILED
+    assert result.reason_code == Reason.CATEGORY_VOLUME_OUT_OF_RANGE
+    assert result.observed_value == pytest.approx(0.4 / 0.95, rel=1e-12)
+    assert result.failed_count == 1
+    assert ("'android' has 1,600 rows, 0.40x its mean of 4,000, against a usual change of "
+            "0.95x: ratio 0.42") in result.message
+    ratios = {row.bin_label: row.value for row in rows}
+    assert ratios == pytest.approx({"ios": 1.025 / 0.95, "android": 0.4 / 0.95, "web": 1.0}, rel=1e-12)
+    # The same day's platform PSI stays under 0.2, which is why the volume check exists.
+    assert _judge("drift_platform", context).status == PASSED
+
+
+@pytest.mark.parametrize(
+    "android, status",
+    [
+        pytest.param(2_000, PASSED, id="ratio-equal-to-min-passes"),
+        pytest.param(1_999, FAILED, id="just-below-min-fails"),
+        pytest.param(8_000, PASSED, id="ratio-equal-to-max-passes"),
+        pytest.param(8_001, FAILED, id="just-above-max-fails"),
+    ],
+)
+def test_category_volume_bounds_are_inclusive(android, status):
+    context = _platform_context({"ios": 4_000, "android": android, "web": 2_000},
+                                {"ios": 8_000, "android": 8_000, "web": 4_000})
+
+    assert _judge("volume_by_platform", context).status == status
+
+
+def test_category_volume_ignores_whole_day_swings():
+    # Every platform at 45% of its mean (a holiday): no platform moved against the others.
+    context = _platform_context({"ios": 1_800, "android": 1_800, "web": 900},
+                                {"ios": 8_000, "android": 8_000, "web": 4_000})
+
+    result = _judge("volume_by_platform", context)
+
+    assert result.status == PASSED
+    assert [c["ratio"] for c in result.details["categories"]] == [1.0, 1.0, 1.0]
+    assert [c["change"] for c in result.details["categories"]] == [0.45, 0.45, 0.45]
+
+
+def test_category_volume_skips_small_categories():
+    # web's reference mean is 500 rows, under min_reference_rows 1,000: listed, not judged.
+    context = _platform_context({"ios": 4_000, "android": 4_000, "web": 10},
+                                {"ios": 8_000, "android": 8_000, "web": 1_000})
+
+    result = _judge("volume_by_platform", context)
+
+    assert result.status == PASSED
+    assert result.details["not_judged"] == ["web"]
+    assert result.evaluated_count == 2
+    # With two judged categories each is compared with the other: ios changed 4,000 / 4,000 =
+    # 1.0, the rest (4,000 + 10) / (4,000 + 500) = 0.891.
+    assert result.details["baseline"] == "rest"
+    assert result.details["categories"][0]["ratio"] == pytest.approx(4_500 / 4_010, abs=1e-6)
+
+
+def test_category_volume_all_small_errored():
+    context = _platform_context({"ios": 40, "android": 40, "web": 20},
+                                {"ios": 80, "android": 80, "web": 40})
+
+    result = _judge("volume_by_platform", context)
+
+    assert result.status == ERRORED
+    assert result.reason_code == Reason.NO_VALUES
+
+
+def test_category_volume_without_reference_follows_when_missing():
+    warned = _judge("volume_by_platform", _platform_context({"ios": 10, "android": 10, "web": 5}, None))
+    failed = _judge("volume_by_platform",
+                    _platform_context({"ios": 10, "android": 10, "web": 5}, None, when_missing="fail"))
+
+    assert (warned.status, warned.reason_code, warned.severity) == (ERRORED, Reason.NO_REFERENCE, "warn")
+    assert (failed.status, failed.reason_code, failed.severity) == (ERRORED, Reason.NO_REFERENCE, "error")
+
+
+def test_category_volume_on_empty_partition_fails():
+    context = _context(_empty_metrics(), references={})
+
+    result = _judge("volume_by_platform", context)
+
+    assert result.status == FAILED
+    assert result.reason_code == Reason.EMPTY_PARTITION
 
 
 # --- freshness -------------------------------------------------------------------------------

@@ -235,6 +235,7 @@ _THRESHOLDS = (
     ("max_lag_hours", "max_lag_hours", False),
     ("max_lag_days", "max_lag_days", False),
     ("tolerance_minutes", "tolerance_minutes", False),
+    ("min_reference_rows", "min_reference_rows", False),
 )
 
 

@@ -55,6 +55,7 @@ EXPECTATION_TYPES: dict[str, _TypeSpec] = {
     ),
     "row_count_between": _TypeSpec("volume", (), ("min", "max")),
     "distinct_count_between": _TypeSpec("volume", ("column",), ("min", "max")),
+    "category_volume_ratio": _TypeSpec("volume", ("column",), ("min", "max", "min_reference_rows")),
     "psi_below": _TypeSpec(
         "statistical", ("column", "distribution", "max_psi"), ("quantile_bins", "grid")
     ),
@@ -350,14 +351,21 @@ def _parse_expectation(
     for key, target in (("min", "min_value"), ("max", "max_value")):
         if key in item:
             fields[target] = reader.number(key)
-    if kind in ("between", "row_count_between", "distinct_count_between"):
+    if kind in ("between", "row_count_between", "distinct_count_between", "category_volume_ratio"):
         low, high = fields.get("min_value"), fields.get("max_value")
         if low is None and high is None and "min" not in item and "max" not in item:
             problems.add(item.where(), f"expectation '{expectation_id}' needs 'min', 'max' or both")
         if low is not None and high is not None and low > high:
             problems.add(item.where("min"), f"expectation '{expectation_id}' has min {low} > max {high}")
 
-    if kind == "in_set" and column is not None and column.allowed_values is None:
+    if kind == "category_volume_ratio":
+        for key in ("min_value", "max_value"):
+            if fields.get(key) is not None and fields[key] < 0:
+                problems.add(item.where(key[:3]), f"expectation '{expectation_id}': a volume ratio "
+                             f"cannot be negative, found {fields[key]}")
+        floor = reader.number("min_reference_rows", 100, integer=True, minimum=0)
+        fields["min_reference_rows"] = None if floor is None else int(floor)
+    if kind in ("in_set", "category_volume_ratio") and column is not None and column.allowed_values is None:
         problems.add(
             item.where("column"),
             f"expectation '{expectation_id}' checks a closed set, but column '{column.name}' "

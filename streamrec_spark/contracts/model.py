@@ -100,6 +100,9 @@ class Expectation:
     pattern: str | None = None
     # max_date_lag: the newest date may be at most this many days before the partition date.
     max_lag_days: int | None = None
+    # category_volume_ratio: categories whose reference mean is below this many rows per
+    # partition are reported but not judged, since their ratio is noise.
+    min_reference_rows: int | None = None
     # Whether a blocking failure of this check stops the pipeline; None follows the contract.
     blocks_pipeline: bool | None = None
 

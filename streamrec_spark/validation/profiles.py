@@ -9,6 +9,10 @@ from typing import Any
 from streamrec_spark.contracts.model import Contract, Expectation
 
 OTHER_LABEL = "__other__"
+# Expectation types judged against a reference profile of their column: the drift checks and
+# the per-category volume check, whose profile is the categorical one.
+PROFILE_COUNT_TYPES = ("category_volume_ratio",)
+PROFILED_TYPES = ("psi_below", *PROFILE_COUNT_TYPES)
 MISSING_LABEL = "missing"
 PRESENT_LABEL = "present"
 
@@ -66,7 +70,7 @@ def current_profile(expectation: Expectation, contract: Contract, metrics: dict[
         return Profile(
             (Bin(MISSING_LABEL, None, None, missing), Bin(PRESENT_LABEL, None, None, rows - missing))
         )
-    if expectation.distribution == "categorical":
+    if expectation.distribution == "categorical" or expectation.type in PROFILE_COUNT_TYPES:
         spec = contract.column(column)
         bins = [
             Bin(str(value), None, None, _count(metrics, f"value:{column}:{value}"))

@@ -182,7 +182,16 @@ class ResultStore:
         results: list[ExpectationResult],
         metric_rows: list[MetricRow],
     ) -> None:
-        """Replace the partition's results with this run's and append the run's record."""
+        """Replace the partition's results with this run's and append the run's record.
+
+        The three tables are separate Delta commits, and ``runs`` is written last: a run is
+        current only once its row is there. When a later write fails, the partition's previous
+        rows are written back to the tables already written, one new commit each, so the
+        history keeps everything. Then the error is raised. Readers never see one run's
+        metrics next to another run's verdicts. A process killed between the commits cannot undo
+        anything; its rows carry a run_id that has no row in ``runs``, and queries that join
+        on ``runs`` (as the README's do) ignore them until the partition is re-run.
+        """
         self.ensure_tables()
         keys = (record.run_id, record.dataset, record.partition_date)
         metrics = [
@@ -199,15 +208,33 @@ class ResultStore:
             for r in results
         ]
         partition = {"dataset": record.dataset, "partition_date": record.partition_date}
-        delta_tables.replace_partition(
-            self.spark.createDataFrame(metrics, METRICS_SCHEMA), self.path(METRICS), partition,
-            PARTITION_COLUMNS,
+        writes = (
+            (METRICS, self.spark.createDataFrame(metrics, METRICS_SCHEMA)),
+            (EXPECTATION_RESULTS, self.spark.createDataFrame(expectation_rows, EXPECTATION_RESULTS_SCHEMA)),
         )
-        delta_tables.replace_partition(
-            self.spark.createDataFrame(expectation_rows, EXPECTATION_RESULTS_SCHEMA),
-            self.path(EXPECTATION_RESULTS), partition, PARTITION_COLUMNS,
-        )
-        self.append_run(record)
+        versions = {table: delta_tables.current_version(self.spark, self.path(table))
+                    for table, _ in writes}
+        written: list[str] = []
+        try:
+            for table, rows in writes:
+                delta_tables.replace_partition(rows, self.path(table), partition, PARTITION_COLUMNS)
+                written.append(table)
+            self.append_run(record)
+        except Exception:
+            for table in reversed(written):
+                self._undo(table, partition, versions[table], record.run_id)
+            raise
+
+    def _undo(self, table: str, partition: dict[str, Any], version: int, run_id: str) -> None:
+        try:
+            delta_tables.restore_partition(self.spark, self.path(table), partition,
+                                           PARTITION_COLUMNS, version)
+            logger.warning("run %s: put back %s of %s as of version %d after a failed write",
+                           run_id, table, partition, version)
+        except Exception:
+            logger.error("run %s: could not put back %s of %s (version %d); re-run the "
+                         "partition to make its results consistent", run_id, table, partition,
+                         version, exc_info=True)
 
     def append_run(self, record: RunRecord) -> None:
         """Append one row to ``runs``; errored runs call only this and leave results untouched."""

@@ -13,7 +13,7 @@ from pyspark.sql import functions as F
 
 from streamrec_spark.contracts.model import Contract
 from streamrec_spark.validation import metrics as spark_metrics
-from streamrec_spark.validation.profiles import Profile, current_profile
+from streamrec_spark.validation.profiles import PROFILED_TYPES, Profile, current_profile
 from streamrec_spark.validation.results import ExpectationResult, MetricRow, run_status
 from streamrec_spark.validation.schema_check import SchemaReport, check_schema
 from streamrec_spark.validation.verdicts import JudgeContext, judge_all
@@ -152,7 +152,7 @@ def _run_suite(
     profiles = {
         e.id: current_profile(e, contract, metrics)
         for e in contract.expectations
-        if e.type == "psi_below" and report.usable(e.column)
+        if e.type in PROFILED_TYPES and report.usable(e.column)
     }
     references = load_references(profiles) if profiles else {}
     context = JudgeContext(contract, report, metrics, partition_date, as_of, references)

@@ -8,13 +8,14 @@ anyone recompute the PSI from both sides' raw bin counts.
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 from fractions import Fraction
 from typing import Any
 
 from streamrec_spark.contracts.model import Contract, Expectation
-from streamrec_spark.validation.profiles import Profile, current_profile, missing_count
+from streamrec_spark.validation.profiles import OTHER_LABEL, Profile, current_profile, missing_count
 from streamrec_spark.validation.psi import coarsen, psi, quantile_cuts
 from streamrec_spark.validation.results import (
     ERRORED,
@@ -440,6 +441,114 @@ def judge_max_date_lag(expectation: Expectation, context: JudgeContext) -> Expec
     return _result(expectation, FAILED, Reason.DATA_STALE, text, **values)
 
 
+def _reference_problem(
+    expectation: Expectation,
+    context: JudgeContext,
+    reference: Profile | None,
+    current: Profile,
+    measure: str,
+    values: dict[str, Any],
+) -> ExpectationResult | None:
+    """Return the errored result when ``reference`` cannot be compared with ``current``, else None."""
+    minimum = context.contract.reference.min_partitions
+    too_few = (reference is not None and not reference.named
+               and 0 < len(reference.partitions) < minimum)
+    if reference is None or reference.total <= 0 or too_few:
+        severity = "error" if context.contract.reference.when_missing == "fail" else "warn"
+        if too_few:
+            message = (f"the reference window has {len(reference.partitions)} accepted "
+                       f"partitions, the contract requires at least {minimum}")
+        else:
+            message = (f"no accepted partition in the "
+                       f"{context.contract.reference.window_days}-day window before this one has "
+                       "a stored profile")
+        result = _result(expectation, ERRORED, Reason.NO_REFERENCE, message, **values)
+        return replace(result, severity=severity)
+    if reference.signature() != current.signature():
+        return _result(expectation, ERRORED, Reason.METRIC_MISSING,
+                       f"the reference's bins differ from this partition's, so the {measure} is "
+                       "undefined", **values)
+    return None
+
+
+def judge_category_volume(
+    expectation: Expectation, context: JudgeContext
+) -> tuple[ExpectationResult, list[MetricRow]]:
+    """Compare each category's volume change with the usual change of the partition.
+
+    A category's change is count / mean, the mean taken per reference partition. Its ratio is
+    that change divided by a baseline: the median change of the judged categories when there
+    are three or more, so one broken category cannot drag the baseline, else the change of all
+    other categories together. Whole-day swings (a weekend, a holiday) move the baseline too,
+    so they cancel. A platform that loses most of its events stands out even when the day's
+    total and the share-based PSI stay within bounds. Categories whose reference mean is below
+    ``min_reference_rows`` are listed, not judged.
+    """
+    blocked = _unavailable(expectation, context, [expectation.column])
+    if blocked is not None:
+        return blocked, []
+    low, high = expectation.min_value, expectation.max_value
+    values: dict[str, Any] = dict(threshold_low=low, threshold_high=high)
+    if context.rows == 0:
+        # Like the other volume checks, no rows at all is a failed volume, not a missing one.
+        return _result(expectation, FAILED, Reason.EMPTY_PARTITION,
+                       "the partition has no rows in any category", **values), []
+    current = current_profile(expectation, context.contract, context.metrics)
+    reference = context.references.get(expectation.id)
+    problem = _reference_problem(expectation, context, reference, current, "volume ratio", values)
+    if problem is not None:
+        return problem, []
+    days = len(reference.partitions) or 1
+    floor = expectation.min_reference_rows or 0
+    changes: dict[str, tuple[int, int, float, float]] = {}
+    skipped = []
+    for index, (usual_bin, bin_now) in enumerate(zip(reference.bins, current.bins)):
+        usual = usual_bin.count / days
+        if usual_bin.label == OTHER_LABEL:
+            continue
+        if usual < floor or usual <= 0:
+            skipped.append(usual_bin.label)
+            continue
+        changes[usual_bin.label] = (index, bin_now.count, usual, bin_now.count / usual)
+    bounds = f"[{'-' if low is None else f'{low:g}'}, {'-' if high is None else f'{high:g}'}]"
+    if not changes:
+        details = {"categories": [], "not_judged": skipped}
+        return _result(expectation, ERRORED, Reason.NO_VALUES,
+                       f"no category of '{expectation.column}' has a reference mean of at least "
+                       f"{floor:,} rows per partition", details=details, **values), []
+    median = statistics.median(change for *_, change in changes.values())
+    judged, outside, rows = [], [], []
+    worst: float | None = None
+    for label, (index, count, usual, change) in changes.items():
+        if len(changes) >= 3:
+            baseline = median
+        else:
+            rest_usual = reference.total / days - usual
+            baseline = (current.total - count) / rest_usual if rest_usual > 0 else 1.0
+        ratio = change / baseline if baseline > 0 else math.inf
+        judged.append({"category": label, "count": count, "reference_mean": round(usual, 3),
+                       "change": round(change, 6), "baseline_change": round(baseline, 6),
+                       "ratio": round(ratio, 6)})
+        rows.append(MetricRow("category_volume_ratio", expectation.column, expectation.id, index,
+                              label, value=ratio))
+        if worst is None or abs(math.log(max(ratio, 1e-12))) > abs(math.log(max(worst, 1e-12))):
+            worst = ratio
+        if (low is not None and ratio < low) or (high is not None and ratio > high):
+            outside.append(f"'{label}' has {count:,} rows, {change:.2f}x its mean of {usual:,.0f}, "
+                           f"against a usual change of {baseline:.2f}x: ratio {ratio:.2f}")
+    details = {"categories": judged, "not_judged": skipped,
+               "baseline": "median" if len(changes) >= 3 else "rest",
+               "reference_partitions": [d.isoformat() for d in reference.partitions]}
+    values.update(observed_value=worst, details=details, evaluated_count=len(judged))
+    if outside:
+        return _result(expectation, FAILED, Reason.CATEGORY_VOLUME_OUT_OF_RANGE,
+                       f"{'; '.join(outside)} over {days} reference partitions; allowed ratio "
+                       f"{bounds}", failed_count=len(outside), **values), rows
+    return _result(expectation, PASSED, Reason.OK,
+                   f"{len(judged)} categories of '{expectation.column}' within {bounds} of the "
+                   f"usual change over {days} reference partitions", failed_count=0, **values), rows
+
+
 def judge_psi(expectation: Expectation, context: JudgeContext) -> tuple[ExpectationResult, list[MetricRow]]:
     blocked = _unavailable(expectation, context, [expectation.column])
     if blocked is not None:
@@ -454,24 +563,9 @@ def judge_psi(expectation: Expectation, context: JudgeContext) -> tuple[Expectat
         return _result(expectation, ERRORED, Reason.NO_VALUES,
                        f"'{expectation.column}' has no values to compare", **threshold), []
     reference = context.references.get(expectation.id)
-    minimum = context.contract.reference.min_partitions
-    too_few = (reference is not None and not reference.named
-               and 0 < len(reference.partitions) < minimum)
-    if reference is None or reference.total <= 0 or too_few:
-        severity = "error" if context.contract.reference.when_missing == "fail" else "warn"
-        if too_few:
-            message = (f"the reference window has {len(reference.partitions)} accepted "
-                       f"partitions, the contract requires at least {minimum}")
-        else:
-            message = (f"no accepted partition in the "
-                       f"{context.contract.reference.window_days}-day window before this one has "
-                       "a stored profile")
-        result = _result(expectation, ERRORED, Reason.NO_REFERENCE, message, **threshold)
-        return replace(result, severity=severity), []
-    if reference.signature() != current.signature():
-        return _result(expectation, ERRORED, Reason.METRIC_MISSING,
-                       "the reference's bins differ from this partition's, so PSI is undefined",
-                       **threshold), []
+    problem = _reference_problem(expectation, context, reference, current, "PSI", threshold)
+    if problem is not None:
+        return problem, []
 
     if expectation.distribution == "numeric":
         cuts = quantile_cuts(reference.counts, expectation.quantile_bins)
@@ -532,6 +626,8 @@ def judge(expectation: Expectation, context: JudgeContext) -> tuple[ExpectationR
     """Judge one expectation; drift checks also return their bin rows."""
     if expectation.type == "psi_below":
         return judge_psi(expectation, context)
+    if expectation.type == "category_volume_ratio":
+        return judge_category_volume(expectation, context)
     return _JUDGES[expectation.type](expectation, context), []
 
 
