@@ -161,10 +161,18 @@ def command_demo(args: argparse.Namespace) -> int:
 
 
 def command_sql(args: argparse.Namespace) -> int:
-    from streamrec_spark.validation.store import ResultStore
+    from streamrec_spark.delta_tables import register_warehouse
 
     spark = _session(args, "streamrec-sql")
-    ResultStore(spark, args.warehouse, args.database).ensure_tables()
+    # Registers what is there and creates nothing, so a mistyped --warehouse is an error
+    # instead of a set of new empty tables.
+    tables = register_warehouse(spark, args.warehouse, args.database)
+    if not tables:
+        raise InvalidRequestError(
+            f"no Delta result tables under --warehouse {args.warehouse}; check the path (the "
+            "folder that holds runs/, expectation_results/ and metrics/)"
+        )
+    logger.info("registered %s as %s.*", ", ".join(tables), args.database)
     spark.sql(args.query).show(args.limit, truncate=False)
     return 0
 

@@ -61,6 +61,25 @@ def register_table(spark: SparkSession, database: str, table: str, path: str) ->
     spark.sql(f"CREATE TABLE IF NOT EXISTS `{database}`.`{table}` USING DELTA LOCATION '{escaped}'")
 
 
+def register_warehouse(spark: SparkSession, warehouse: str, database: str) -> list[str]:
+    """Register every Delta table directly under ``warehouse`` as ``database.<folder>``.
+
+    Lists the folder through Hadoop's file system, so any URI Spark can read works. Returns
+    the registered table names, sorted; an empty list when the folder has no Delta table.
+    """
+    jvm = spark.sparkContext._jvm
+    root = jvm.org.apache.hadoop.fs.Path(warehouse)
+    fs = root.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    if not fs.exists(root):
+        return []
+    names = sorted(status.getPath().getName() for status in fs.listStatus(root) if status.isDirectory())
+    tables = [name for name in names
+              if name.replace("_", "").isalnum() and table_exists(spark, table_path(warehouse, name))]
+    for name in tables:
+        register_table(spark, database, name, table_path(warehouse, name))
+    return tables
+
+
 def partition_predicate(values: Mapping[str, object]) -> Column:
     """Build ``col1 = v1 AND col2 = v2 ...`` through the Column API."""
     condition: Column | None = None
@@ -108,7 +127,7 @@ def replace_partition(
 
 
 def current_version(spark: SparkSession, path: str) -> int:
-    """The table's latest committed version."""
+    """Return the table's latest committed version."""
     from delta.tables import DeltaTable
 
     return int(DeltaTable.forPath(spark, path).history(1).select("version").first()[0])

@@ -20,6 +20,7 @@ from streamrec_spark.errors import (
     EXIT_PASSED,
     ComputationError,
     InputDataError,
+    InvalidRequestError,
     StreamrecError,
 )
 from streamrec_spark.validation.results import RUN_ERRORED, ExpectationResult, MetricRow
@@ -150,6 +151,12 @@ def read_partition(spark: SparkSession, contract: Contract, request: ValidationR
     """
     if request.input_format == "delta":
         return _read_delta_partition(spark, contract, request)
+    if request.input_format == "parquet" and _is_delta_root(spark, request.input_path):
+        # Read as plain Parquet, a Delta table's folder also yields the files that later
+        # commits removed, so rows would be counted twice.
+        raise InvalidRequestError(
+            f"input path {request.input_path} is a Delta table; add --input-format delta"
+        )
     path, base = resolve_partition_path(spark, contract, request.input_path, request.partition_date)
     if request.input_format == "parquet" and not _data_files(spark, path):
         raise InputDataError(
@@ -168,6 +175,12 @@ def read_partition(spark: SparkSession, contract: Contract, request: ValidationR
             "files are complete and in that format",
             "INPUT_UNREADABLE",
         ) from exc
+
+
+def _is_delta_root(spark: SparkSession, input_path: str) -> bool:
+    hadoop_path, fs = _hadoop_fs(spark, input_path)
+    log = hadoop_path.suffix("/_delta_log")
+    return bool(fs.exists(log))
 
 
 def _read_delta_partition(spark: SparkSession, contract: Contract, request: ValidationRequest) -> DataFrame:
@@ -221,6 +234,14 @@ def validate_partition(spark: SparkSession, contract: Contract, request: Validat
     )
     logger.info("run %s: validating %s %s from %s (as of %s)", run_id, request.dataset,
                 request.partition_date, request.input_path, request.as_of.isoformat())
+    if request.reference_date is not None and not store.latest_runs(request.dataset, request.reference_date):
+        # Checked before any scan: drift against a named day that was never validated would
+        # otherwise fall back to "no reference" without saying why.
+        raise InvalidRequestError(
+            f"--reference-date {request.reference_date} has no completed {request.dataset} run in "
+            f"{request.warehouse}; validate that date first, or leave out --reference-date to use "
+            "the trailing window"
+        )
     clock = time.monotonic()
     try:
         df = read_partition(spark, contract, request)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from pyspark.sql import functions as F
 from rows import AS_OF, DAY, clean_rows, event, frame
 from streamrec_spark.cli import main
 from streamrec_spark.contracts.loader import load_contract
-from streamrec_spark.errors import ComputationError
+from streamrec_spark.errors import ComputationError, InvalidRequestError
 from streamrec_spark.validate_job import ValidationRequest, validate_partition
 from streamrec_spark.validation.store import ResultStore
 
@@ -141,6 +142,10 @@ def test_reference_uses_accepted_earlier_partitions(spark, contract, tmp_path):
         (F.col("partition_date") == F.lit(days[3])) & F.col("metric_name").startswith("psi_bin")
     )
     assert bins.where(F.col("expectation_id") == "drift_event_type").count() == 10
+    # A named date that was never validated is an invalid request, raised before any scan.
+    never = DAY - timedelta(days=30)
+    with pytest.raises(InvalidRequestError, match=f"--reference-date {never} has no completed"):
+        validate_partition(spark, contract, request(root, warehouse, days[3], reference_date=never))
 
 
 def test_missing_input_records_errored_run(spark, contract, tmp_path):
@@ -264,13 +269,45 @@ def test_cli_invalid_database_exits_2_before_spark(registry, tmp_path, capsys):
     assert not (tmp_path / "wh").exists()
 
 
-def test_cli_sql_error_exits_3_with_one_line(spark, tmp_path, capsys):
+def test_cli_sql_error_exits_3_with_one_line(spark, contract, tmp_path, capsys):
+    root, warehouse = tmp_path / "input", tmp_path / "wh"
+    write_day(spark, root, clean_rows())
+    validate_partition(spark, contract, request(root, warehouse))
+    capsys.readouterr()
+
     code = main(["sql", "SELECT no_such_column FROM cli_sql.runs", "--warehouse",
-                 str(tmp_path / "wh"), "--database", "cli_sql"])
+                 str(warehouse), "--database", "cli_sql"])
     assert code == 3
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert err[0].startswith("streamrec-spark: sql failed:")
+
+    assert main(["sql", "SELECT COUNT(*) AS n FROM cli_sql.expectation_results", "--warehouse",
+                 str(warehouse), "--database", "cli_sql"]) == 0
+    assert re.search(r"^\|23 *\|$", capsys.readouterr().out, re.MULTILINE)
+
+
+def test_cli_sql_mistyped_warehouse_exits_2(spark, tmp_path, capsys):
+    code = main(["sql", "SELECT 1", "--warehouse", str(tmp_path / "no_such_warehouse"),
+                 "--database", "cli_sql_missing"])
+
+    assert code == 2
+    assert "no Delta result tables under --warehouse" in capsys.readouterr().err
+    assert not (tmp_path / "no_such_warehouse").exists()
+
+
+def test_delta_root_read_as_parquet_is_invalid(spark, contract, tmp_path):
+    root, warehouse = tmp_path / "events_delta", tmp_path / "warehouse"
+    (frame(spark, clean_rows()).write.format("delta").partitionBy("event_date").save(str(root)))
+
+    run = validate_partition(spark, contract, request(root, warehouse))
+
+    assert run.exit_code == 2
+    assert run.record.status == "errored"
+    assert "is a Delta table; add --input-format delta" in run.record.error_message
+    delta_run = validate_partition(spark, contract, request(root, warehouse, input_format="delta"))
+    assert delta_run.exit_code == 0
+    assert delta_run.record.row_count == 12
 
 
 def test_table_path_keeps_uri_authority():
