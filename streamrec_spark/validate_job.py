@@ -99,6 +99,49 @@ def _data_files(spark: SparkSession, path: str) -> list[str]:
     return found
 
 
+def _unreadable_parquet_files(spark: SparkSession, path: str, limit: int = 2000) -> list[str]:
+    """Return the Parquet files under ``path`` whose footer cannot be read, checked one by one.
+
+    Runs on the driver and reads only footers, and only after a scan failed: Spark's error for
+    a corrupt footer does not name the file. At most ``limit`` files are opened.
+    """
+    jvm = spark.sparkContext._jvm
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    root, fs = _hadoop_fs(spark, path)
+    bad: list[str] = []
+    iterator = fs.listFiles(root, True)
+    opened = 0
+    while iterator.hasNext() and opened < limit:
+        file_path = iterator.next().getPath()
+        if file_path.getName().startswith(("_", ".")):
+            continue
+        opened += 1
+        try:
+            input_file = jvm.org.apache.parquet.hadoop.util.HadoopInputFile.fromPath(file_path, conf)
+            jvm.org.apache.parquet.hadoop.ParquetFileReader.open(input_file).close()
+        except Exception:  # Py4J wraps the reader's exception; the file is what matters here.
+            bad.append(file_path.toString())
+    return bad
+
+
+def _name_bad_files(spark: SparkSession, contract: Contract, request: ValidationRequest) -> str:
+    """Return "N unreadable file(s): a, b, c " for a Parquet input, or "" when none is found."""
+    if request.input_format != "parquet":
+        return ""
+    path, _ = resolve_partition_path(spark, contract, request.input_path, request.partition_date)
+    bad = _unreadable_parquet_files(spark, path)
+    if not bad:
+        return ""
+    more = " ..." if len(bad) > 3 else ""
+    return f"{len(bad)} unreadable file(s): {', '.join(bad[:3])}{more} "
+
+
+def _root_cause(exc: BaseException) -> str:
+    """Return the last ``Caused by:`` line of a Java error, else its first line."""
+    causes = re.findall(r"^Caused by: (.+)$", str(exc), re.MULTILINE)
+    return causes[-1].strip()[:300] if causes else _first_line(exc)
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(getattr(exc, "desc", None) or exc).strip()
     for line in text.splitlines():
@@ -260,7 +303,8 @@ def validate_partition(spark: SparkSession, contract: Contract, request: Validat
             text = _first_line(exc)
             if re.search(r"parquet|footer|corrupt|magic number", str(exc), re.IGNORECASE):
                 raise InputDataError(
-                    f"cannot read the Parquet files under {request.input_path}: {text}; replace "
+                    f"cannot read the Parquet files under {request.input_path}: "
+                    f"{_name_bad_files(spark, contract, request)}({_root_cause(exc)}); replace "
                     "the corrupt files and re-run", "INPUT_UNREADABLE",
                 ) from exc
             raise ComputationError(f"Spark failed while validating: {text}") from exc

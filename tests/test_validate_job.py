@@ -185,6 +185,21 @@ def test_corrupt_parquet_is_input_error(spark, contract, tmp_path):
     assert "\n" not in run.record.error_message
 
 
+def test_partly_corrupt_folder_names_the_file(spark, contract, tmp_path):
+    root = tmp_path / "input"
+    write_day(spark, root, clean_rows())
+    folder = root / f"event_date={DAY}"
+    (folder / "part-99999-bad.parquet").write_bytes(b"PAR1" + bytes(range(200)) + b"PAR1")
+
+    run = validate_partition(spark, contract, request(root, tmp_path / "warehouse"))
+
+    assert run.exit_code == 3
+    assert run.record.error_code == "INPUT_UNREADABLE"
+    assert "1 unreadable file(s): " in run.record.error_message
+    assert "part-99999-bad.parquet" in run.record.error_message
+    assert "\n" not in run.record.error_message
+
+
 def test_zero_row_partition_is_recorded_as_failed(spark, contract, tmp_path):
     root, warehouse = tmp_path / "input", tmp_path / "warehouse"
     frame(spark, clean_rows()).limit(0).write.parquet(str(root / f"event_date={DAY}"))
