@@ -1,10 +1,11 @@
 """Compare the wall time of this project's ranking metrics with Spark's RankingEvaluator.
 
 Both start from the same Parquet tables: recommendations in long format (user_id, item_id,
-rank) and holdout click events. This project's path computes Recall, NDCG, HitRate, Precision
-and MAP for every slice in one job (``aggregate_rankings``). The RankingEvaluator path groups
-the same rows into per-user arrays, caches them, and calls the evaluator once per metric
-(precision, recall, NDCG and MAP at K; it has no hit rate and no slices).
+rank), holdout click events and history events. Every path computes precision, recall, NDCG
+and MAP at K. This project's ``aggregate_rankings`` runs twice: for all users only, which is
+the evaluator's scope, and with its 6 slices (new users, 3 platforms, 10% most active), which
+also reads the history events. The RankingEvaluator path groups the same rows into per-user
+arrays, caches them, and calls the evaluator once per metric; it has no slices.
 
 Usage:
     .venv/bin/python scripts/benchmark_ranking.py --users 1000000 --k 20 --data /tmp/bench-ranking
@@ -71,20 +72,35 @@ def _generate(spark, root: Path, users: int, k: int, relevant: int, history: int
     marker.write_text(json.dumps(sizes))
 
 
-def _time_project(spark, root: Path, k: int, with_history: bool = True) -> tuple[float, dict]:
+def _jvm_cpu_seconds(spark) -> float | None:
+    """Return the user + system CPU seconds of the Spark JVM (local mode: driver and executors).
+
+    Unlike wall time, it does not grow when other processes share the cores. Linux only.
+    """
+    pid = spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# The metrics that RankingEvaluator also computes; both paths compute exactly these.
+SHARED_METRICS = ("precision", "recall", "ndcg", "map")
+
+
+def _time_project(spark, root: Path, k: int, with_slices: bool) -> tuple[float, dict]:
     from streamrec_spark.evaluation.config import EvaluationConfig, MetricSpec
     from streamrec_spark.evaluation.ranking import aggregate_rankings
 
-    config = EvaluationConfig(
-        metrics=tuple(MetricSpec(name, k) for name in ("recall", "ndcg", "hit_rate", "precision", "map"))
-    )
-    history = spark.read.parquet(str(root / "history"))
+    config = EvaluationConfig(metrics=tuple(MetricSpec(name, k) for name in SHARED_METRICS))
     started = time.perf_counter()
     aggregates = aggregate_rankings(
         spark.read.parquet(str(root / "recs")),
         spark.read.parquet(str(root / "holdout")),
-        history if with_history else history.limit(0),
+        spark.read.parquet(str(root / "history")) if with_slices else None,
         config,
+        with_slices=with_slices,
     )
     elapsed = time.perf_counter() - started
     values = {spec.name: aggregates.values[("all", spec.column)] for spec in config.metrics}
@@ -130,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--relevant", type=int, default=5, help="holdout events per user")
     parser.add_argument("--history", type=int, default=3, help="history events per user, on average")
     parser.add_argument("--data", default="/tmp/bench-ranking", help="folder for the generated Parquet tables")
-    parser.add_argument("--repeats", type=int, default=2, help="timed runs of each path; the best is reported")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs of each path; the best is reported")
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--driver-memory", default="8g")
     parser.add_argument("--shuffle-partitions", default="16")
@@ -156,22 +172,41 @@ def main(argv: list[str] | None = None) -> int:
     _generate(spark, root, args.users, args.k, args.relevant, args.history)
     print(f"data ready in {time.perf_counter() - generated:.1f} s under {root}")
 
-    project_times, no_history_times, evaluator_times = [], [], []
+    paths = {
+        "streamrec, 4 metrics, all users only": lambda: _time_project(spark, root, args.k, with_slices=False),
+        "streamrec, 4 metrics x 6 slices": lambda: _time_project(spark, root, args.k, with_slices=True),
+        "RankingEvaluator, 4 metrics, all users only": lambda: _time_evaluator(spark, root, args.k),
+    }
+    times: dict[str, list[float]] = {name: [] for name in paths}
+    cpu_times: dict[str, list[float]] = {name: [] for name in paths}
+    values: dict[str, dict] = {}
+    loads = [os.getloadavg()[0]]
+    # The paths alternate within each repeat, so a burst of load from other processes hits
+    # all of them rather than one.
     for _ in range(args.repeats):
-        seconds, project_values = _time_project(spark, root, args.k)
-        project_times.append(seconds)
-        seconds, _ = _time_project(spark, root, args.k, with_history=False)
-        no_history_times.append(seconds)
-        seconds, evaluator_values = _time_evaluator(spark, root, args.k)
-        evaluator_times.append(seconds)
+        for name, run in paths.items():
+            cpu_before = _jvm_cpu_seconds(spark)
+            seconds, values[name] = run()
+            cpu_after = _jvm_cpu_seconds(spark)
+            times[name].append(seconds)
+            if cpu_before is not None and cpu_after is not None:
+                cpu_times[name].append(cpu_after - cpu_before)
+            loads.append(os.getloadavg()[0])
 
     print(f"machine: {platform.platform()}, {os.cpu_count()} cores, master {args.master}")
     print(f"users {args.users}, recommendations per user {args.k}, holdout events per user {args.relevant}")
-    print(f"streamrec aggregate_rankings (5 metrics x 6 slices): best {min(project_times):.1f} s, runs {[round(t, 1) for t in project_times]}")
-    print(f"streamrec without history events (no history scan):  best {min(no_history_times):.1f} s, runs {[round(t, 1) for t in no_history_times]}")
-    print(f"RankingEvaluator (4 metrics, 'all' only):           best {min(evaluator_times):.1f} s, runs {[round(t, 1) for t in evaluator_times]}")
-    for name, value in evaluator_values.items():
-        print(f"  {name}@{args.k}: streamrec {project_values[name]:.6f}  RankingEvaluator {value:.6f}")
+    print(f"1-minute load average during the runs: min {min(loads):.2f}, max {max(loads):.2f}")
+    for name, runs in times.items():
+        cpu = cpu_times[name]
+        cpu_text = f", JVM CPU best {min(cpu):.1f} s, runs {[round(t, 1) for t in cpu]}" if cpu else ""
+        print(f"{name:45s} wall best {min(runs):6.1f} s, runs {[round(t, 1) for t in runs]}{cpu_text}")
+    overhead = min(times["streamrec, 4 metrics x 6 slices"]) - min(times["streamrec, 4 metrics, all users only"])
+    print(f"slices overhead (best with slices - best without): {overhead:.1f} s")
+    evaluator = values["RankingEvaluator, 4 metrics, all users only"]
+    for name in SHARED_METRICS:
+        ours = values["streamrec, 4 metrics, all users only"][name]
+        sliced = values["streamrec, 4 metrics x 6 slices"][name]
+        print(f"  {name}@{args.k}: streamrec {ours:.6f} (with slices {sliced:.6f})  RankingEvaluator {evaluator[name]:.6f}")
     spark.stop()
     return 0
 

@@ -106,6 +106,15 @@ def build_parser() -> argparse.ArgumentParser:
     from streamrec_spark import cli_contracts
 
     cli_contracts.add_subcommands(commands)
+    from streamrec_spark import cli_ml_test_score
+
+    cli_ml_test_score.add_subcommands(commands)
+    from streamrec_spark import cli_gate
+
+    cli_gate.add_subcommands(commands)
+    from streamrec_spark import cli_serving
+
+    cli_serving.add_subcommands(commands)
     return parser
 
 

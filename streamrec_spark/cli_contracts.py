@@ -154,14 +154,20 @@ def command_replay_incidents(args: argparse.Namespace) -> int:
         )
     spark = _session(args, "streamrec-replay-incidents")
     workdir = Path(args.workdir).resolve()
-    missed = 0
+    outcomes = []
     for name in names:
         outcome = INCIDENTS[name](spark, workdir, database=args.database)
         print(outcome.describe())
         print()
-        missed += not outcome.caught
-    print(f"Results are in Delta tables under {workdir / 'warehouse'}.")
-    return 1 if missed else 0
+        outcomes.append(outcome)
+    print(f"{'incident':<16} {'caught':<7} {'stage':<40} {'check':<36} blocked")
+    for outcome in outcomes:
+        check = f"{outcome.dataset}.{outcome.check}"
+        print(f"{outcome.incident:<16} {'yes' if outcome.caught else 'NO':<7} {outcome.stage:<40} "
+              f"{check:<36} {outcome.blocked or '-'}")
+    print(f"\nResults are in Delta tables under {workdir / 'warehouse'} (the holiday model's "
+          f"under {workdir / 'holiday' / 'warehouse'}).")
+    return 0 if all(outcome.caught for outcome in outcomes) else 1
 
 
 def add_subcommands(commands: argparse._SubParsersAction) -> None:
@@ -221,10 +227,13 @@ def add_subcommands(commands: argparse._SubParsersAction) -> None:
     add_spark_options(features)
     features.set_defaults(handler=command_features)
 
-    replay = commands.add_parser("replay-incidents",
-                                 help="replay the data incidents on the embedded KuaiRand sample")
+    replay = commands.add_parser(
+        "replay-incidents",
+        help="replay the four incidents end to end and show where each was caught",
+    )
     replay.add_argument("incidents", nargs="*",
-                        help="incidents to replay (default: all): formula-change, new-event-type")
+                        help="incidents to replay (default: all): formula-change, new-event-type, "
+                             "holiday-model, platform-drop")
     replay.add_argument("--workdir", default="replay-output",
                         help="folder for the converted sample, features and result tables")
     replay.add_argument("--database", default="streamrec_replay",

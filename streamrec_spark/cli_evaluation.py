@@ -108,46 +108,36 @@ def _evaluate(args: argparse.Namespace) -> int:
     result = run_evaluation(spark, request, config)
     print(format_metrics(result))
     for row in result.failed_checks:
-        print(f"input check failed: {row.reason} ({row.count} affected)")
+        print(f"input check failed: {row.reason} ({row.affected} {row.affected_unit} affected)")
     return result.exit_code
 
 
 def _behavioral(args: argparse.Namespace) -> int:
     from streamrec_spark.behavioral.config import load_suite_config
-    from streamrec_spark.behavioral.store import format_results, write_behavioral_results
-    from streamrec_spark.behavioral.suite import SuiteInputs, default_holdout, run_suite
+    from streamrec_spark.behavioral.job import BehavioralRequest, run_behavioral
+    from streamrec_spark.behavioral.store import format_results
     from streamrec_spark.evaluation.config import load_evaluation_config
-    from streamrec_spark.evaluation.inputs import midnight, read_events, read_table
-    from streamrec_spark.models import load_model
 
     suite = load_suite_config(args.config)
     evaluation = load_evaluation_config(args.evaluation_config)
-    model = load_model(args.model)
-    start, end = default_holdout(model, suite)
-    if args.holdout_start is not None:
-        start = midnight(args.holdout_start)
-        end = start + timedelta(days=suite.holdout_days)
-    spark = _session(args, "streamrec-run-behavioral")
-    events = read_events(spark, args.events)
-    items = read_table(spark, args.items, "item catalog") if args.items else None
-    run = run_suite(model, SuiteInputs(events, start, end, items), suite, evaluation)
-    write_behavioral_results(
-        spark,
-        run.results,
+    request = BehavioralRequest(
+        model_path=args.model,
         model_id=args.model_id,
         run_id=args.run_id,
+        events_path=args.events,
         warehouse=args.warehouse,
-        database=suite.database,
-        table=suite.results_table,
+        items_path=args.items,
+        holdout_start=args.holdout_start,
     )
+    spark = _session(args, "streamrec-run-behavioral")
+    run = run_behavioral(spark, request, suite, evaluation)
     print(format_results(run.results))
     return EXIT_PASSED if run.passed else EXIT_FAILED
 
 
 def _replay(args: argparse.Namespace) -> int:
     from streamrec_spark.behavioral.config import load_suite_config
-    from streamrec_spark.behavioral.incident import load_replay_config, replay_holiday
-    from streamrec_spark.behavioral.store import format_results
+    from streamrec_spark.behavioral.incident import format_replay, load_replay_config, replay_holiday
     from streamrec_spark.evaluation.config import load_evaluation_config
     from streamrec_spark.models.config import load_models_config
 
@@ -157,15 +147,9 @@ def _replay(args: argparse.Namespace) -> int:
     models = load_models_config(args.models_config)
     spark = _session(args, "streamrec-replay-holiday")
     outcome = replay_holiday(spark, config, suite, evaluation, models, args.work_dir, args.warehouse, args.run_id)
-    metric = f"{config.compare_metric.name}@{config.compare_metric.k}"
-    for replayed in (outcome.usual, outcome.holiday):
-        value = "NULL" if replayed.value is None else f"{replayed.value:.4f}"
-        print(f"== {replayed.label} model ({replayed.model_id}, {replayed.path}): {metric} = {value}")
-        print(format_results(replayed.suite.results))
+    print(format_replay(outcome, config))
     if outcome.reproduced:
-        print(f"incident reproduced: the holiday model has the better {metric} and is blocked by {config.recency_test}")
         return EXIT_PASSED
-    print("incident NOT reproduced:\n  " + "\n  ".join(outcome.problems))
     return EXIT_FAILED
 
 

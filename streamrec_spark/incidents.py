@@ -104,6 +104,8 @@ class IncidentOutcome:
     details: dict[str, Any] = field(default_factory=dict)
     # Plain-language facts that back the verdict, one line each.
     notes: tuple[str, ...] = ()
+    # What the catch stopped, e.g. the partition from training or a model from the registry.
+    blocked: str | None = None
 
     def describe(self) -> str:
         """Render the outcome as a few lines for people."""
@@ -115,6 +117,8 @@ class IncidentOutcome:
             lines.append(f"  observed {self.observed_value:.4f}, threshold {self.threshold:g}")
         if self.offending_value is not None:
             lines.append(f"  offending value '{self.offending_value}' in {self.offending_count:,} rows")
+        if self.blocked:
+            lines.append(f"  blocked: {self.blocked}")
         lines.append(f"  {self.message}")
         lines.extend(f"  - {note}" for note in self.notes)
         return "\n".join(lines)
@@ -288,6 +292,8 @@ def replay_formula_change(
         incident="formula-change",
         title="engagement_rate refactored to completions / (views + clicks)",
         caught=drift.status == FAILED and refactored.exit_code != 0 and training_rejected,
+        blocked=(f"the {incident_day} engagement features from training" if training_rejected
+                 else None),
         stage=STAGE_FEATURES_TO_TRAINING,
         check=drift.expectation_id,
         dataset=contract.name,
@@ -386,6 +392,8 @@ def replay_new_event_type(
         incident="new-event-type",
         title=f"the client team adds the event type '{NEW_EVENT_TYPE}' to the click stream",
         caught=result.status == FAILED and run.exit_code != 0 and details["features_rejected"],
+        blocked=(f"the {day} click-stream partition from the feature job and training"
+                 if details["features_rejected"] else None),
         stage=STAGE_RAW_TO_VALIDATED,
         check=result.expectation_id,
         dataset=CLICK_STREAM,
@@ -475,6 +483,8 @@ def replay_platform_drop(
         incident="platform-drop",
         title=f"the {DROPPED_PLATFORM} logging pipeline drops {DROPPED_SHARE:.0%} of its events",
         caught=result.status == FAILED and run.exit_code != 0 and details["features_rejected"],
+        blocked=(f"the {day} click-stream partition from the feature job and training"
+                 if details["features_rejected"] else None),
         stage=STAGE_RAW_TO_VALIDATED,
         check=result.expectation_id,
         dataset=CLICK_STREAM,
@@ -489,10 +499,18 @@ def replay_platform_drop(
     )
 
 
+def replay_holiday_model(spark: SparkSession, workdir: Path, database: str = DEFAULT_DATABASE) -> IncidentOutcome:
+    """Replay the holiday-trained model through probe and gate (see :mod:`streamrec_spark.model_incident`)."""
+    from streamrec_spark.model_incident import replay_holiday_model as replay
+
+    return replay(spark, workdir, database=database)
+
+
 # Replay name -> function(spark, workdir, database=...) returning the outcome, in the order
 # they are shown.
 INCIDENTS: dict[str, Callable[..., IncidentOutcome]] = {
     "formula-change": replay_formula_change,
     "new-event-type": replay_new_event_type,
+    "holiday-model": replay_holiday_model,
     "platform-drop": replay_platform_drop,
 }

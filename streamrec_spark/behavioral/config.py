@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,6 +13,9 @@ from streamrec_spark.evaluation.config_reader import ConfigReader
 TEST_TYPES: tuple[str, ...] = ("MFT", "INV", "DIR")
 INVARIANCE_PERTURBATIONS: tuple[str, ...] = ("display_name", "timestamp_jitter", "platform_switch", "session_ids")
 DIRECTIONAL_PERTURBATIONS: tuple[str, ...] = ("genre_completions", "recency", "completion_vs_skip", "more_sessions")
+
+# A suite name is stored in the results table and matched by the gate, so it is an identifier.
+SUITE_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 # Settings that each perturbation accepts, with defaults.
 PERTURBATION_SETTINGS: dict[str, dict[str, float]] = {
@@ -72,13 +76,16 @@ BehavioralTest = MinimumFunctionalityTest | InvarianceTest | DirectionalTest
 
 @dataclass(frozen=True)
 class SuiteConfig:
-    """Tests in order, how cases are drawn, and where results go.
+    """The suite's name, its tests in order, how cases are drawn, and where results go.
 
-    ``case_users`` users with at least ``min_history_events`` events in the model's training
-    window before the holdout start are drawn by a seeded hash of user_id. ``k`` is the length
-    of the top-K lists that invariance tests compare.
+    ``name`` is written to the ``suite`` column of every result row, so that a gate can
+    require the results of one named suite. ``case_users`` users with at least
+    ``min_history_events`` events in the history window before the holdout start (as long as
+    the model's training window) are drawn by a seeded hash of user_id. ``k`` is the length of
+    the top-K lists that invariance tests compare.
     """
 
+    name: str
     tests: tuple[BehavioralTest, ...]
     case_users: int = 150
     min_history_events: int = 5
@@ -135,7 +142,13 @@ def load_suite_config(path: str | Path) -> SuiteConfig:
     """Parse the suite YAML file; raise ConfigError listing every problem with file:line."""
     reader = ConfigReader(path)
     root = reader.root
-    reader.check_keys(root, ("cases", "holdout_days", "results", "tests"), "")
+    reader.check_keys(root, ("name", "cases", "holdout_days", "results", "tests"), "")
+    name = reader.string(root, "name", "")
+    if name and not SUITE_NAME_PATTERN.fullmatch(name):
+        reader.problem(
+            root.where("name"),
+            f"'name' must be an identifier (a letter or '_', then letters, digits or '_'), found {name!r}",
+        )
 
     cases = reader.mapping(root, "cases", "cases", required=False)
     reader.check_keys(cases, ("users", "min_history_events", "seed", "k"), "cases")
@@ -159,6 +172,7 @@ def load_suite_config(path: str | Path) -> SuiteConfig:
     results = reader.mapping(root, "results", "results", required=False)
     reader.check_keys(results, ("database", "table"), "results")
     config = SuiteConfig(
+        name=name,
         tests=tuple(tests),
         case_users=reader.integer(cases, "users", "cases", default=150, minimum=1),
         min_history_events=reader.integer(cases, "min_history_events", "cases", default=5, minimum=1),

@@ -3,22 +3,24 @@
 Two models of the same type and settings are trained on the generated scenario: the usual one
 on a window before the holiday, and the holiday one on a window whose last weeks fall in it.
 Nothing but the training window differs, so a recency failure of the holiday model comes from
-what it learned on that window. The replay is reproduced when the holiday model has the better
-aggregate metric, passes every MFT and INV test, and fails the recency test that the usual
-model passes.
+what it learned on that window. Both are tested on the same holdout window, the week after the
+holiday model's training window. The replay is reproduced when the holiday model has the better
+aggregate metric on that window, passes every MFT and INV test, and fails the recency test that
+the usual model passes.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 
 from pyspark.sql import SparkSession
 
 from streamrec_spark.behavioral.config import SuiteConfig
 from streamrec_spark.behavioral.scenario import ScenarioConfig, generate_scenario
-from streamrec_spark.behavioral.store import write_behavioral_results
+from streamrec_spark.behavioral.store import format_results, write_behavioral_results
 from streamrec_spark.behavioral.suite import SuiteInputs, SuiteRun, default_holdout, run_suite
 from streamrec_spark.behavioral.verdicts import TestResult
 from streamrec_spark.errors import InvalidRequestError
@@ -55,9 +57,16 @@ class ReplayedModel:
 
 @dataclass(frozen=True)
 class ReplayOutcome:
+    """Both replayed models, how the replay differs from the incident, and the shared holdout.
+
+    Both models were tested on the holdout window ``[holdout_start, holdout_end)``.
+    """
+
     usual: ReplayedModel
     holiday: ReplayedModel
     problems: tuple[str, ...]
+    holdout_start: datetime
+    holdout_end: datetime
 
     @property
     def reproduced(self) -> bool:
@@ -156,29 +165,38 @@ def replay_holiday(
     warehouse: str | Path | None = None,
     run_id: str = "holiday-replay",
 ) -> ReplayOutcome:
-    """Generate the scenario, train, evaluate and test both models, and compare them.
+    """Generate the scenario, train both models, run the suite on each, and compare them.
 
-    Models are saved under ``work_dir/<label>``. With ``warehouse``, metrics and behavioral
-    results are written to the Delta tables under the model ids ``holiday-replay-usual`` and
-    ``holiday-replay-holiday``.
+    Both models are tested on the same holdout window: the ``suite.holdout_days`` days after
+    the holiday model's training window, the week it would serve. The usual model recommends
+    as of the same day, from the same user histories, so the compared metric comes from one
+    test set. Models are saved under ``work_dir/<label>``. With ``warehouse``, metrics and
+    behavioral results are written to the Delta tables under the model ids
+    ``holiday-replay-usual`` and ``holiday-replay-holiday``.
     """
     if config.compare_metric not in evaluation.metrics:
         evaluation = replace(evaluation, metrics=(*evaluation.metrics, config.compare_metric))
+    for label, end_day in (("usual", config.usual_train_end_day), ("holiday", config.holiday_train_end_day)):
+        if end_day >= config.scenario.days:
+            raise InvalidRequestError(
+                f"{label}_train_end_day {end_day} must be before the scenario's last day {config.scenario.days}"
+            )
     scenario = generate_scenario(spark, config.scenario)
     events = scenario.events.cache()
     try:
-        replayed = {}
+        fitted = {}
         for label, end_day in (("usual", config.usual_train_end_day), ("holiday", config.holiday_train_end_day)):
-            if end_day >= config.scenario.days:
-                raise InvalidRequestError(
-                    f"{label}_train_end_day {end_day} must be before the scenario's last day {config.scenario.days}"
-                )
             model = build_model(config.model_type, models)
             window = TrainingWindow(end=config.scenario.day(end_day), days=config.training_days)
             model.fit(events, window, scenario.items)
-            path = str(model.save(Path(work_dir) / label))
-            start, end = default_holdout(model, suite)
-            run = run_suite(model, SuiteInputs(events, start, end, scenario.items), suite, evaluation)
+            fitted[label] = (model, str(model.save(Path(work_dir) / label)))
+
+        start, end = default_holdout(fitted["holiday"][0], suite)
+        logger.info("holiday replay: both models are tested on the holdout window %s to %s", start, end)
+        inputs = SuiteInputs(events, start, end, scenario.items)
+        replayed = {}
+        for label, (model, path) in fitted.items():
+            run = run_suite(model, inputs, suite, evaluation)
             value = run.metrics.value(config.compare_metric.name, config.compare_metric.k) if run.metrics else None
             model_id = f"holiday-replay-{label}"
             if warehouse is not None:
@@ -189,7 +207,7 @@ def replay_holiday(
                         holdout_start=start.date(), holdout_end=end.date(),
                     )
                 write_behavioral_results(
-                    spark, run.results, model_id=model_id, run_id=run_id, warehouse=warehouse,
+                    spark, run.results, model_id=model_id, run_id=run_id, suite=suite.name, warehouse=warehouse,
                     database=suite.database, table=suite.results_table,
                 )
             replayed[label] = ReplayedModel(label, model_id, path, value, run)
@@ -205,5 +223,29 @@ def replay_holiday(
     )
     for problem in problems:
         logger.warning("holiday replay differs from the incident: %s", problem)
-    return ReplayOutcome(usual=replayed["usual"], holiday=replayed["holiday"], problems=tuple(problems))
+    return ReplayOutcome(
+        usual=replayed["usual"],
+        holiday=replayed["holiday"],
+        problems=tuple(problems),
+        holdout_start=start,
+        holdout_end=end,
+    )
 
+
+def format_replay(outcome: ReplayOutcome, config: ReplayConfig) -> str:
+    """Render both models' compared metric and suite results, the shared window and the verdict."""
+    metric = f"{config.compare_metric.name}@{config.compare_metric.k}"
+    window = f"holdout {outcome.holdout_start:%Y-%m-%d} to {outcome.holdout_end:%Y-%m-%d} (end exclusive)"
+    lines = [f"both models are tested on the same {window}, the week the holiday model would serve"]
+    for replayed in (outcome.usual, outcome.holiday):
+        value = "NULL" if replayed.value is None else f"{replayed.value:.4f}"
+        lines.append(f"== {replayed.label} model ({replayed.model_id}, {replayed.path}): {metric} = {value}")
+        lines.append(format_results(replayed.suite.results))
+    if outcome.reproduced:
+        lines.append(
+            f"incident reproduced: on the {window}, the holiday model has the better {metric} "
+            f"and is blocked by {config.recency_test}"
+        )
+    else:
+        lines.append("incident NOT reproduced:\n  " + "\n  ".join(outcome.problems))
+    return "\n".join(lines)

@@ -20,6 +20,7 @@ BEHAVIORAL_RESULTS_SCHEMA = T.StructType(
     [
         T.StructField("model_id", T.StringType(), nullable=False),
         T.StructField("run_id", T.StringType(), nullable=False),
+        T.StructField("suite", T.StringType(), nullable=False),
         T.StructField("test_name", T.StringType(), nullable=False),
         T.StructField("test_type", T.StringType(), nullable=False),
         T.StructField("cases", T.LongType(), nullable=False),
@@ -37,20 +38,45 @@ BEHAVIORAL_RESULTS_SCHEMA = T.StructType(
 PARTITION_COLUMNS = ("model_id",)
 
 
+def _add_suite_column(spark: SparkSession, path: str) -> None:
+    """Add the ``suite`` column after ``run_id`` to a table created before the column existed.
+
+    Rows written before the upgrade keep ``suite`` NULL, so a gate that requires a named suite
+    does not count them. The table stays at its path, and its history stays readable.
+    """
+    from delta.tables import DeltaTable
+
+    columns = DeltaTable.forPath(spark, path).toDF().columns
+    if "suite" in columns:
+        return
+    quoted = "`" + path.replace("`", "``") + "`"
+    spark.sql(
+        f"ALTER TABLE delta.{quoted} ADD COLUMNS "
+        "(suite STRING COMMENT 'name of the behavioral suite that produced the row' AFTER run_id)"
+    )
+    logger.warning(
+        "behavioral results table %s had no suite column; added it after run_id "
+        "(rows written before keep suite NULL)",
+        path,
+    )
+
+
 def write_behavioral_results(
     spark: SparkSession,
     results: Sequence[TestResult],
     *,
     model_id: str,
     run_id: str,
+    suite: str,
     warehouse: str | Path,
     database: str,
     table: str,
 ) -> str:
-    """Replace the rows of (``model_id``, ``run_id``) in one Delta commit; return the table path.
+    """Replace the rows of (``model_id``, ``run_id``, ``suite``) in one Delta commit.
 
-    Creates and registers ``database.table`` at ``<warehouse>/<table>`` when needed. Raises
-    ComputationError when the Delta write fails.
+    Creates and registers ``database.table`` at ``<warehouse>/<table>`` when needed, and adds
+    the ``suite`` column to a table written by an older version. Returns the table path and
+    raises ComputationError when the Delta write fails.
     """
     path = delta_tables.table_path(warehouse, table)
     evaluated_at = datetime.now(timezone.utc).replace(tzinfo=None)
@@ -58,6 +84,7 @@ def write_behavioral_results(
         (
             model_id,
             run_id,
+            suite,
             result.name,
             result.test_type,
             int(result.cases),
@@ -75,12 +102,21 @@ def write_behavioral_results(
     ]
     try:
         delta_tables.ensure_table(spark, path, BEHAVIORAL_RESULTS_SCHEMA, PARTITION_COLUMNS)
+        _add_suite_column(spark, path)
         delta_tables.register_table(spark, database, table, path)
         frame = spark.createDataFrame(records, BEHAVIORAL_RESULTS_SCHEMA)
-        delta_tables.replace_partition(frame, path, {"model_id": model_id, "run_id": run_id}, PARTITION_COLUMNS)
+        keys = {"model_id": model_id, "run_id": run_id, "suite": suite}
+        delta_tables.replace_partition(frame, path, keys, PARTITION_COLUMNS)
     except Exception as exc:  # py4j and Delta raise several unrelated types here
         raise ComputationError(f"writing behavioral results to {path} failed: {exc}") from exc
-    logger.info("wrote %d behavioral results for model %s run %s to %s", len(records), model_id, run_id, path)
+    logger.info(
+        "wrote %d behavioral results of suite %s for model %s run %s to %s",
+        len(records),
+        suite,
+        model_id,
+        run_id,
+        path,
+    )
     return path
 
 

@@ -26,6 +26,7 @@ from streamrec_spark.behavioral.config import (
     SuiteConfig,
 )
 from streamrec_spark.behavioral.verdicts import (
+    ERRORED,
     TestResult,
     judge_directional,
     judge_invariance,
@@ -34,6 +35,7 @@ from streamrec_spark.behavioral.verdicts import (
     unchanged_share,
 )
 from streamrec_spark.evaluation.config import EvaluationConfig, MetricSpec
+from streamrec_spark.evaluation.inputs import describe_holdout
 from streamrec_spark.evaluation.ranking import aggregate_rankings, relevant_sets
 from streamrec_spark.evaluation.results import EvaluationResult, build_result
 from streamrec_spark.models.base import Recommender, UserContext
@@ -49,18 +51,29 @@ class SuiteInputs:
 
     ``items`` (item_id, genre) is optional; items without a catalog genre get the hashed genre
     of ``streamrec_spark.models.genres``. The holdout window is ``[holdout_start, holdout_end)``.
+    ``events_path``, when the events were read from files, is named in error messages.
     """
 
     events: DataFrame
     holdout_start: datetime
     holdout_end: datetime
     items: DataFrame | None = None
+    events_path: str | None = None
 
 
 def default_holdout(model: Recommender, config: SuiteConfig) -> tuple[datetime, datetime]:
     """Return the holdout window that starts where the model's training window ends."""
     start = model.window.end
     return start, start + timedelta(days=config.holdout_days)
+
+
+def history_start(model: Recommender, inputs: SuiteInputs) -> datetime:
+    """Return the start of the history that a request at the holdout start is scored with.
+
+    The history is as long as the model's training window and ends at the holdout start, as in
+    batch recommendations. With the default holdout it is the training window itself.
+    """
+    return inputs.holdout_start - timedelta(days=model.window.days)
 
 
 @dataclass(frozen=True)
@@ -105,7 +118,8 @@ def run_minimum_tests(
     users = relevant_sets(holdout, config.relevant_event_types, config.slices.platforms).select("user_id", "platform")
     recommendations = model.recommend(events, users, config.max_k, inputs.holdout_start)
     floors = [(test.slice, MetricSpec(test.metric, test.k), test.min_value) for test in tests]
-    aggregates = aggregate_rankings(recommendations, holdout, history, config, floors=floors)
+    source = describe_holdout(inputs.holdout_start, inputs.holdout_end, inputs.events_path)
+    aggregates = aggregate_rankings(recommendations, holdout, history, config, floors=floors, holdout_source=source)
 
     results = []
     for test, (slice_name, spec, floor) in zip(tests, floors):
@@ -124,11 +138,13 @@ def run_minimum_tests(
 def load_catalog(model: Recommender, inputs: SuiteInputs, engagement_quantile: float) -> P.Catalog:
     """Collect item genres and per-item completion rates (aggregates, one row per item).
 
-    Engagement-type items are those with at least 5 events in the model's training window and a
-    completion rate at or above the ``engagement_quantile`` of those items' rates.
+    Engagement-type items are those with at least 5 events in the history window before the
+    holdout start (see :func:`history_start`) and a completion rate at or above the
+    ``engagement_quantile`` of those items' rates.
     """
     window = inputs.events.where(
-        (F.col("event_ts") >= F.lit(model.window.start)) & (F.col("event_ts") < F.lit(inputs.holdout_start))
+        (F.col("event_ts") >= F.lit(history_start(model, inputs)))
+        & (F.col("event_ts") < F.lit(inputs.holdout_start))
     )
     genres = {int(row["item_id"]): row["genre"] for row in item_genres(window, inputs.items).collect()}
     rates = (
@@ -154,7 +170,7 @@ def sample_cases(model: Recommender, inputs: SuiteInputs, config: SuiteConfig) -
     DIR tests call the single-user scorer. Their size grows with ``case_users`` and with the
     length of a user's history in the training window.
     """
-    start, end = model.window.start, inputs.holdout_start
+    start, end = history_start(model, inputs), inputs.holdout_start
     histories = user_histories(inputs.events, start, end).where(F.size("history") >= config.min_history_events)
     order = F.xxhash64(F.lit(config.seed), F.col("user_id"))
     rows = histories.orderBy(order, "user_id").limit(config.case_users).collect()
@@ -243,6 +259,26 @@ def run_directional_test(
             len(cases),
         )
     return judge_directional(test.name, outcomes, test.max_failure_rate)
+
+
+def errored_results(config: SuiteConfig, error_code: str) -> tuple[TestResult, ...]:
+    """Build one errored result per test of ``config``, for a run that stopped on an error.
+
+    Each has no case, ``passed`` False, ``status = 'errored'`` and ``reason = error_code``, so
+    a gate that reads the run finds errored tests rather than a missing run.
+    """
+    results = []
+    for test in config.tests:
+        if isinstance(test, MinimumFunctionalityTest):
+            threshold, kind = test.min_value, "min_value"
+        elif isinstance(test, InvarianceTest):
+            threshold, kind = test.min_unchanged_share, "min_unchanged_share"
+        else:
+            threshold, kind = test.max_failure_rate, "max_failure_rate"
+        results.append(
+            TestResult(test.name, test.test_type, 0, 0, None, None, threshold, kind, False, ERRORED, error_code)
+        )
+    return tuple(results)
 
 
 def run_suite(

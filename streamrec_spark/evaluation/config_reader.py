@@ -18,6 +18,11 @@ from streamrec_spark.errors import ConfigError
 _MISSING = object()
 
 
+def _qualified(parent: str, key: str) -> str:
+    """Return the dotted name of ``key`` under ``parent``, without a prefix at the top level."""
+    return f"{parent}.{key}" if parent else key
+
+
 class ConfigReader:
     """Reads keys of one YAML file and records every problem it finds."""
 
@@ -43,14 +48,14 @@ class ConfigReader:
             if key not in allowed:
                 self.problem(
                     parent.where(key),
-                    f"unknown key '{name}.{key}'; expected one of {', '.join(allowed)}",
+                    f"unknown key '{_qualified(name, key)}'; expected one of {', '.join(allowed)}",
                 )
 
     def _raw(self, parent: SourceMap, key: str, name: str, default: Any) -> Any:
         if key in parent and parent[key] is not None:
             return parent[key]
         if default is _MISSING:
-            self.problem(parent.where(), f"missing key '{name}.{key}'")
+            self.problem(parent.where(), f"missing key '{_qualified(name, key)}'")
         return default
 
     def mapping(self, parent: SourceMap, key: str, name: str, required: bool = True) -> SourceMap:
@@ -59,7 +64,7 @@ class ConfigReader:
         if value is None or value is _MISSING:
             return SourceMap(parent.file, parent.line)
         if not isinstance(value, SourceMap):
-            self.problem(parent.where(key), f"'{name}.{key}' must be a mapping, found {value!r}")
+            self.problem(parent.where(key), f"'{_qualified(name, key)}' must be a mapping, found {value!r}")
             return SourceMap(parent.file, parent.line)
         return value
 
@@ -68,7 +73,7 @@ class ConfigReader:
         if value is None or value is _MISSING:
             return SourceList(parent.file, parent.line)
         if not isinstance(value, SourceList):
-            self.problem(parent.where(key), f"'{name}.{key}' must be a list, found {value!r}")
+            self.problem(parent.where(key), f"'{_qualified(name, key)}' must be a list, found {value!r}")
             return SourceList(parent.file, parent.line)
         return value
 
@@ -84,14 +89,14 @@ class ConfigReader:
         if value is _MISSING:
             return ""
         if not isinstance(value, str) or not value:
-            self.problem(parent.where(key), f"'{name}.{key}' must be a non-empty string, found {value!r}")
+            self.problem(parent.where(key), f"'{_qualified(name, key)}' must be a non-empty string, found {value!r}")
             return ""
         if choices is not None:
             choices = tuple(choices)
             if value not in choices:
                 self.problem(
                     parent.where(key),
-                    f"'{name}.{key}' must be one of {', '.join(choices)}, found {value!r}",
+                    f"'{_qualified(name, key)}' must be one of {', '.join(choices)}, found {value!r}",
                 )
         return value
 
@@ -107,10 +112,10 @@ class ConfigReader:
         if value is _MISSING:
             return 0
         if isinstance(value, bool) or not isinstance(value, int):
-            self.problem(parent.where(key), f"'{name}.{key}' must be an integer, found {value!r}")
+            self.problem(parent.where(key), f"'{_qualified(name, key)}' must be an integer, found {value!r}")
             return 0
         if minimum is not None and value < minimum:
-            self.problem(parent.where(key), f"'{name}.{key}' must be at least {minimum}, found {value}")
+            self.problem(parent.where(key), f"'{_qualified(name, key)}' must be at least {minimum}, found {value}")
         return value
 
     def number(
@@ -127,12 +132,12 @@ class ConfigReader:
         if value is _MISSING:
             return 0.0
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            self.problem(parent.where(key), f"'{name}.{key}' must be a finite number, found {value!r}")
+            self.problem(parent.where(key), f"'{_qualified(name, key)}' must be a finite number, found {value!r}")
             return 0.0
         if minimum is not None and value < minimum:
-            self.problem(parent.where(key), f"'{name}.{key}' must be at least {minimum}, found {value}")
+            self.problem(parent.where(key), f"'{_qualified(name, key)}' must be at least {minimum}, found {value}")
         if maximum is not None and value > maximum:
-            self.problem(parent.where(key), f"'{name}.{key}' must be at most {maximum}, found {value}")
+            self.problem(parent.where(key), f"'{_qualified(name, key)}' must be at most {maximum}, found {value}")
         return float(value)
 
     def string_list(
@@ -149,7 +154,7 @@ class ConfigReader:
         if isinstance(value, tuple):
             return value
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-            self.problem(parent.where(key), f"'{name}.{key}' must be a list of strings, found {value!r}")
+            self.problem(parent.where(key), f"'{_qualified(name, key)}' must be a list of strings, found {value!r}")
             return ()
         if choices is not None:
             choices = tuple(choices)
@@ -157,7 +162,7 @@ class ConfigReader:
                 if item not in choices:
                     self.problem(
                         parent.where(key),
-                        f"'{name}.{key}' contains {item!r}; allowed values are {', '.join(choices)}",
+                        f"'{_qualified(name, key)}' contains {item!r}; allowed values are {', '.join(choices)}",
                     )
         return tuple(value)
 
@@ -175,7 +180,7 @@ class ConfigReader:
         if not valid:
             self.problem(
                 parent.where(key),
-                f"'{name}.{key}' must be a non-empty list of integers of at least {minimum}, "
+                f"'{_qualified(name, key)}' must be a non-empty list of integers of at least {minimum}, "
                 f"found {value!r}",
             )
             return ()

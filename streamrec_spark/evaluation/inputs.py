@@ -53,3 +53,9 @@ def split_holdout(events: DataFrame, start: datetime, end: datetime) -> tuple[Da
     holdout = events.where((F.col("event_ts") >= F.lit(start)) & (F.col("event_ts") < F.lit(end)))
     history = events.where(F.col("event_ts") < F.lit(start))
     return holdout, history
+
+
+def describe_holdout(start: date, end: date, events_path: str | Path | None = None) -> str:
+    """Name a holdout window, and the events it is taken from if known, for error messages."""
+    text = f"the holdout window {start:%Y-%m-%d} to {end:%Y-%m-%d} (end exclusive)"
+    return f"{text} of the events at {events_path}" if events_path is not None else text

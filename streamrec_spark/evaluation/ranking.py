@@ -17,8 +17,8 @@ Ordering and duplicates: rows are ordered by ``rank`` ascending when the table h
 column, then by ``score`` descending when it has a ``score`` column, then by ``item_id``
 ascending, so ties always break the same way. A repeated (user, item) pair keeps its best
 position and the other rows are removed before scoring, whereas ``RankingMetrics`` scores a
-repeated item twice. Rows with a null key, a null rank, or a
-null or NaN score cannot be ordered and are dropped before ranking (``INVALID_SCORES``).
+repeated item twice. Rows with a null key, a null, NaN or infinite rank, or a null, NaN or
+infinite score cannot be ordered and are dropped before ranking (``INVALID_SCORES``).
 """
 
 from __future__ import annotations
@@ -34,29 +34,43 @@ from pyspark.sql import types as T
 
 from streamrec_spark.errors import InputDataError
 from streamrec_spark.evaluation.config import EvaluationConfig, MetricSpec
-from streamrec_spark.evaluation.slices import (
-    add_top_active,
-    holdout_user_activity,
-    slice_names,
-    slice_predicates,
-)
+from streamrec_spark.evaluation.slices import slice_names, slice_predicates, top_active_predicate
 
 logger = logging.getLogger(__name__)
 
 _ID_TYPES = (T.LongType, T.IntegerType, T.ShortType)
 _ORDER_TYPES = (T.LongType, T.IntegerType, T.ShortType, T.DoubleType, T.FloatType, T.DecimalType)
 
+# Values of the ``kind`` column of the rows that one aggregation groups by user. A holdout
+# event on the i-th configured platform has kind _HOLDOUT + i, and on none of them
+# _HOLDOUT + len(platforms). One narrow integer column in place of several flags keeps the
+# rows that the shuffle and its sort-based partial aggregation copy small.
+_RECOMMENDATION = 0
+_UNKNOWN_ITEM = 1  # a valid recommendation of an item absent from the catalog
+_INVALID = 2  # a recommendation that cannot be ordered
+_HISTORY = 3
+_HOLDOUT = 4
+_CHECK_CODES = (
+    "INVALID_SCORES",
+    "DUPLICATE_ITEMS",
+    "DUPLICATE_RANKS",
+    "UNKNOWN_ITEMS",
+    "USERS_NOT_IN_HOLDOUT",
+    "HOLDOUT_USERS_WITHOUT_RECOMMENDATIONS",
+)
+
 
 @dataclass(frozen=True)
 class RankingAggregates:
     """The single row of aggregated numbers that one evaluation pass returns to the driver.
 
-    ``values`` maps ``(slice, metric column)`` to the mean over the slice's users, or None when
-    the slice is empty. ``hit_users`` maps the same key to the number of users with at least
-    one hit in the top K. ``user_counts`` maps each slice to its number of evaluated users, and
-    ``checks`` maps each input-check code to its count of affected rows or users.
-    ``users_below`` maps each requested ``(slice, metric column, floor)`` to the number of the
-    slice's users whose own value is below the floor.
+    ``slices`` lists the computed slices in report order. ``values`` maps ``(slice, metric
+    column)`` to the mean over the slice's users, or None when the slice is empty.
+    ``hit_users`` maps the same key to the number of users with at least one hit in the top
+    K. ``user_counts`` maps each slice to its number of evaluated users, and ``checks`` maps
+    each input-check code to its count of affected rows or users. ``users_below`` maps each
+    requested ``(slice, metric column, floor)`` to the number of the slice's users whose own
+    value is below the floor.
     """
 
     values: dict[tuple[str, str], float | None]
@@ -64,6 +78,7 @@ class RankingAggregates:
     user_counts: dict[str, int]
     checks: dict[str, int]
     users_below: dict[tuple[str, str, float], int]
+    slices: tuple[str, ...] = ()
 
 
 def validate_recommendations(recs: DataFrame) -> tuple[bool, bool]:
@@ -94,22 +109,27 @@ def validate_recommendations(recs: DataFrame) -> tuple[bool, bool]:
     return "rank" in fields, "score" in fields
 
 
-def ranked_lists(recs: DataFrame, max_k: int, catalog: DataFrame | None = None) -> DataFrame:
-    """Turn recommendation rows into one ordered, deduplicated list of items per user.
+def _not_finite(value: Column) -> Column:
+    """Return true where ``value`` (a double) is null, NaN, +inf or -inf."""
+    return value.isNull() | F.isnan(value) | (F.abs(value) == F.lit(math.inf))
 
-    Returns ``user_id``, ``items`` (array<bigint>, best first, at most ``max_k``) and per-user
-    counts ``rec_rows``, ``invalid_rows``, ``duplicate_items``, ``duplicate_ranks`` and
-    ``unknown_items`` (items absent from ``catalog``; 0 when no catalog is given). Rows with a
-    null ``user_id`` form one group with a null key, which only contributes to the counts.
+
+def recommendation_rows(recs: DataFrame, catalog: DataFrame | None = None) -> DataFrame:
+    """Project recommendation rows to the columns that :func:`user_rows` groups.
+
+    ``sort_key`` is a struct of ``rank`` (when present), ``negative_score`` (when ``score`` is
+    present) and ``item_id``, so sorting it ascending gives the list order. A row that cannot
+    be ordered has kind _INVALID and a null ``sort_key``. A valid row whose item is absent from
+    ``catalog`` has kind _UNKNOWN_ITEM (never, without a catalog). ``item`` is always null.
     """
     has_rank, has_score = validate_recommendations(recs)
     invalid = F.col("item_id").isNull()
     key_fields = []
     if has_rank:
-        invalid = invalid | F.col("rank").isNull()
+        invalid = invalid | _not_finite(F.col("rank").cast("double"))
         key_fields.append(F.col("rank").cast("double").alias("rank"))
     if has_score:
-        invalid = invalid | F.col("score").isNull() | F.isnan(F.col("score").cast("double"))
+        invalid = invalid | _not_finite(F.col("score").cast("double"))
         key_fields.append((-F.col("score").cast("double")).alias("negative_score"))
     key_fields.append(F.col("item_id").cast("bigint").alias("item_id"))
 
@@ -119,37 +139,59 @@ def ranked_lists(recs: DataFrame, max_k: int, catalog: DataFrame | None = None) 
         invalid.alias("invalid"),
         F.struct(*key_fields).alias("sort_key"),
     )
+    kind = F.when(F.col("invalid"), F.lit(_INVALID))
     if catalog is not None:
         known = catalog.select(F.col("item_id").cast("bigint").alias("item_id")).distinct()
         rows = rows.join(F.broadcast(known.withColumn("known", F.lit(True))), "item_id", "left")
-        unknown = F.col("known").isNull() & ~F.col("invalid")
-    else:
-        unknown = F.lit(False)
-
-    valid = ~F.col("invalid")
-    grouped = rows.groupBy("user_id").agg(
-        F.count(F.lit(1)).alias("rec_rows"),
-        F.sum(F.col("invalid").cast("bigint")).alias("invalid_rows"),
-        F.sum(unknown.cast("bigint")).alias("unknown_items"),
-        F.sort_array(F.collect_list(F.when(valid, F.col("sort_key")))).alias("sorted"),
-    )
-    # Selecting a field of an array of structs runs as generated code; a lambda would not.
-    all_items = F.col("sorted.item_id")
-    distinct_items = F.array_distinct(all_items)
-    if has_rank:
-        ranks = F.col("sorted.rank")
-        duplicate_ranks = (F.size(ranks) - F.size(F.array_distinct(ranks))).cast("bigint")
-    else:
-        duplicate_ranks = F.lit(0).cast("bigint")
-    return grouped.select(
+        kind = kind.when(F.col("known").isNull(), F.lit(_UNKNOWN_ITEM))
+    return rows.select(
         "user_id",
-        F.slice(distinct_items, 1, max_k).alias("items"),
-        "rec_rows",
-        "invalid_rows",
-        "unknown_items",
-        (F.size(all_items) - F.size(distinct_items)).cast("bigint").alias("duplicate_items"),
-        duplicate_ranks.alias("duplicate_ranks"),
+        kind.otherwise(F.lit(_RECOMMENDATION)).alias("kind"),
+        F.when(~F.col("invalid"), F.col("sort_key")).alias("sort_key"),
+        F.lit(None).cast("bigint").alias("item"),
     )
+
+
+def _holdout_rows(
+    events: DataFrame, sort_key_type: T.DataType, relevant_types: Sequence[str], platforms: Sequence[str]
+) -> DataFrame:
+    """Project holdout events to the columns of :func:`recommendation_rows`.
+
+    Events without a user cannot be attributed, so they are left out. ``item`` is the item of
+    an event of a relevant type, and null otherwise.
+    """
+    kind = F.lit(_HOLDOUT + len(platforms))
+    for index in reversed(range(len(platforms))):
+        kind = F.when(F.col("platform") == F.lit(platforms[index]), F.lit(_HOLDOUT + index)).otherwise(kind)
+    relevant = F.col("event_type").isin(list(relevant_types))
+    return events.where(F.col("user_id").isNotNull()).select(
+        F.col("user_id").cast("bigint").alias("user_id"),
+        kind.alias("kind"),
+        F.lit(None).cast(sort_key_type).alias("sort_key"),
+        F.when(relevant, F.col("item_id").cast("bigint")).alias("item"),
+    )
+
+
+def _history_rows(events: DataFrame, sort_key_type: T.DataType) -> DataFrame:
+    """Project history events to the columns of :func:`recommendation_rows`, leaving out events without a user."""
+    return events.where(F.col("user_id").isNotNull()).select(
+        F.col("user_id").cast("bigint").alias("user_id"),
+        F.lit(_HISTORY).alias("kind"),
+        F.lit(None).cast(sort_key_type).alias("sort_key"),
+        F.lit(None).cast("bigint").alias("item"),
+    )
+
+
+def _majority_platform(counts: Sequence[Column], platforms: Sequence[str]) -> Column:
+    """Return the platform with the most events, the one listed first on a tie, or null for none."""
+    platform = F.lit(None).cast("string")
+    best = F.lit(0).cast("bigint")
+    # Walk the platforms in reverse so that a tie keeps the platform listed first.
+    for index in reversed(range(len(platforms))):
+        count = counts[index]
+        platform = F.when((count > 0) & (count >= best), F.lit(platforms[index])).otherwise(platform)
+        best = F.greatest(best, count)
+    return platform
 
 
 def relevant_sets(
@@ -175,13 +217,7 @@ def relevant_sets(
         ),
         *counts,
     )
-    platform = F.lit(None).cast("string")
-    best = F.lit(0).cast("bigint")
-    # Walk the platforms in reverse so that a tie keeps the platform listed first.
-    for index in reversed(range(len(platforms))):
-        count = F.col(f"platform_{index}")
-        platform = F.when((count > 0) & (count >= best), F.lit(platforms[index])).otherwise(platform)
-        best = F.greatest(best, count)
+    platform = _majority_platform([F.col(f"platform_{index}") for index in range(len(platforms))], platforms)
     return grouped.select("user_id", "relevant", platform.alias("platform"))
 
 
@@ -198,29 +234,51 @@ def _ideal_dcg_array(max_k: int) -> Column:
     return F.array(*values)
 
 
-def hit_positions() -> Column:
-    """Return the 1-based positions of ``items`` that are in ``relevant``, ascending.
+def hit_sums(cutoffs: Sequence[int], max_k: int) -> Column:
+    """Return a struct of per-user sums over the hits in the top K, for each cut-off K.
 
-    ``array_intersect`` keeps the order of its first array and runs as generated code, so the
-    per-item work needs no lambda. The metrics then only walk these few hit positions, which
-    is several times cheaper than a lambda over every recommended item, because Spark
-    interprets lambdas row by row.
+    Fields per cut-off K: ``hits_K`` (hits_u@K), ``dcg_K`` (the sum of 1 / log2(i + 1) over
+    hit positions i <= K) and ``precision_sum_K`` (the sum of hits_u@i / i over hit positions
+    i <= K). Reads ``items`` and ``relevant``. ``array_intersect`` finds the hit items in list
+    order as generated code, and one lambda pass over those few items adds up every sum of
+    every cut-off. Spark interprets lambdas element by element, so one pass over the hits is
+    several times cheaper than one pass per metric over the whole list.
     """
     items = F.col("items")
-    # F.array_position takes only a literal value in PySpark 3.5, so the SQL function is
-    # called by name to pass a column.
-    return F.transform(
-        F.array_intersect(items, F.col("relevant")),
-        lambda item: F.call_function("array_position", items, item).cast("int"),
-    )
+    gains = _gain_array(max_k)
+    initial = [F.lit(0).alias("seen")]
+    for k in cutoffs:
+        initial += [F.lit(0).alias(f"hits_{k}"), F.lit(0.0).alias(f"dcg_{k}"), F.lit(0.0).alias(f"precision_sum_{k}")]
+
+    def add_hit(sums: Column, item: Column) -> Column:
+        # F.array_position takes only a literal value in PySpark 3.5, so the SQL function is
+        # called by name to pass a column.
+        position = F.call_function("array_position", items, item).cast("int")
+        seen = sums["seen"] + F.lit(1)
+        fields = [seen.alias("seen")]
+        for k in cutoffs:
+            inside = position <= F.lit(k)
+            fields += [
+                (sums[f"hits_{k}"] + inside.cast("int")).alias(f"hits_{k}"),
+                (sums[f"dcg_{k}"] + F.when(inside, F.element_at(gains, position)).otherwise(F.lit(0.0))).alias(
+                    f"dcg_{k}"
+                ),
+                # Hits arrive in list order, so ``seen`` is hits_u@position.
+                (sums[f"precision_sum_{k}"] + F.when(inside, seen / position).otherwise(F.lit(0.0))).alias(
+                    f"precision_sum_{k}"
+                ),
+            ]
+        return F.struct(*fields)
+
+    return F.aggregate(F.array_intersect(items, F.col("relevant")), F.struct(*initial), add_hit)
 
 
 def metric_columns(specs: Sequence[MetricSpec], max_k: int) -> list[Column]:
     """Build one per-user metric column per spec and one ``hits_at_K`` column per cut-off.
 
-    Expects ``hit_positions`` (from :func:`hit_positions`) and ``n_relevant`` = |R_u| (at
-    least 1 for evaluated users; rows with 0 give null recall, NDCG and MAP). The definitions
-    follow Spark's ``RankingMetrics`` (pyspark 3.5) with binary relevance:
+    Expects ``hit_sums`` (from :func:`hit_sums` over the specs' cut-offs) and ``n_relevant`` =
+    |R_u| (at least 1 for evaluated users; rows with 0 give null recall, NDCG and MAP). The
+    definitions follow Spark's ``RankingMetrics`` (pyspark 3.5) with binary relevance:
 
     * precision@K = hits_u@K / K. The divisor stays K when fewer than K items were
       recommended, as in ``RankingMetrics.precisionAt``.
@@ -231,18 +289,17 @@ def metric_columns(specs: Sequence[MetricSpec], max_k: int) -> list[Column]:
     * map@K = (sum over hit positions i <= K of hits_u@i / i) / min(|R_u|, K), the average
       precision of ``RankingMetrics.meanAveragePrecisionAt``.
     """
-    gains = _gain_array(max_k)
     ideal = _ideal_dcg_array(max_k)
+    sums = F.col("hit_sums")
     n_relevant = F.col("n_relevant")
     valid = n_relevant > 0
 
-    def within(k: int) -> Column:
-        return F.filter(F.col("hit_positions"), lambda position: position <= F.lit(k))
-
-    columns: list[Column] = [F.size(within(k)).cast("bigint").alias(f"hits_at_{k}") for k in sorted({spec.k for spec in specs})]
+    columns: list[Column] = [
+        sums[f"hits_{k}"].cast("bigint").alias(f"hits_at_{k}") for k in sorted({spec.k for spec in specs})
+    ]
     for spec in specs:
         k = spec.k
-        hits_k = F.size(within(k))
+        hits_k = sums[f"hits_{k}"]
         if spec.name == "precision":
             value = hits_k / F.lit(float(k))
         elif spec.name == "recall":
@@ -250,119 +307,172 @@ def metric_columns(specs: Sequence[MetricSpec], max_k: int) -> list[Column]:
         elif spec.name == "hit_rate":
             value = F.when(hits_k > 0, F.lit(1.0)).otherwise(F.lit(0.0))
         elif spec.name == "ndcg":
-            dcg = F.aggregate(within(k), F.lit(0.0), lambda total, position: total + F.element_at(gains, position))
-            value = F.when(valid, dcg / F.element_at(ideal, F.least(n_relevant, F.lit(k)).cast("int")))
+            value = F.when(valid, sums[f"dcg_{k}"] / F.element_at(ideal, F.least(n_relevant, F.lit(k)).cast("int")))
         elif spec.name == "map":
-            # The j-th hit (0-based) at position p contributes precision (j + 1) / p.
-            precisions = F.transform(within(k), lambda position, index: (index + 1) / position)
-            total = F.aggregate(precisions, F.lit(0.0), lambda acc, value: acc + value)
-            value = F.when(valid, total / F.least(n_relevant, F.lit(k)))
+            value = F.when(valid, sums[f"precision_sum_{k}"] / F.least(n_relevant, F.lit(k)))
         else:
             raise ValueError(f"unknown metric {spec.name!r}")
         columns.append(value.cast("double").alias(spec.column))
     return columns
 
 
-def per_user_metrics(
-    lists: DataFrame, holdout_users: DataFrame, specs: Sequence[MetricSpec], max_k: int
-) -> DataFrame:
-    """Join ranked lists with holdout users (full outer) and compute each user's metrics.
+def user_rows(rows: DataFrame, config: EvaluationConfig, has_rank: bool) -> DataFrame:
+    """Group the union of recommendation, holdout and history rows by user, in one shuffle.
 
-    ``holdout_users`` is the output of ``add_top_active``. Returns ``user_id``,
-    ``in_recommendations``, ``evaluated`` (the user has a relevant item), the slice columns,
-    the input-check counts of ``ranked_lists`` and the columns of :func:`metric_columns`.
-    Metric columns are only meaningful where ``evaluated`` is true.
+    Returns one row per user with ``items`` (the ordered, deduplicated list, at most ``max_k``
+    items), ``relevant``, the holdout ``platform``, ``history_events``, ``in_recommendations``,
+    ``in_holdout`` and the per-user input-check counts ``rec_rows``, ``invalid_rows``,
+    ``unknown_items``, ``duplicate_items`` and ``duplicate_ranks``. Recommendation rows with a
+    null ``user_id`` form one group with a null key, which only contributes to the counts.
     """
-    joined = lists.withColumn("in_recommendations", F.lit(True)).join(
-        holdout_users, on="user_id", how="full_outer"
+    platforms = config.slices.platforms
+    kind = F.col("kind")
+    grouped = rows.groupBy("user_id").agg(
+        F.count(F.when(kind <= F.lit(_INVALID), 1)).alias("rec_rows"),
+        F.count(F.when(kind == F.lit(_INVALID), 1)).alias("invalid_rows"),
+        F.count(F.when(kind == F.lit(_UNKNOWN_ITEM), 1)).alias("unknown_items"),
+        # collect_list and collect_set skip nulls, so each collects from its own rows only.
+        F.sort_array(F.collect_list("sort_key")).alias("sorted"),
+        F.collect_set("item").alias("relevant"),
+        F.count(F.when(kind >= F.lit(_HOLDOUT), 1)).alias("holdout_events"),
+        F.count(F.when(kind == F.lit(_HISTORY), 1)).alias("history_events"),
+        *[F.count(F.when(kind == F.lit(_HOLDOUT + index), 1)).alias(f"platform_{index}") for index in range(len(platforms))],
     )
-    empty_items = F.array().cast("array<bigint>")
-    empty_relevant = F.array().cast("array<bigint>")
-    prepared = joined.select(
+    # Selecting a field of an array of structs runs as generated code; a lambda would not.
+    all_items = F.col("sorted.item_id")
+    distinct_items = F.array_distinct(all_items)
+    if has_rank:
+        ranks = F.col("sorted.rank")
+        duplicate_ranks = (F.size(ranks) - F.size(F.array_distinct(ranks))).cast("bigint")
+    else:
+        duplicate_ranks = F.lit(0).cast("bigint")
+    platform = _majority_platform([F.col(f"platform_{index}") for index in range(len(platforms))], platforms)
+    return grouped.select(
         "user_id",
-        F.coalesce(F.col("in_recommendations"), F.lit(False)).alias("in_recommendations"),
-        F.coalesce(F.col("relevant"), empty_relevant).alias("relevant"),
-        F.coalesce(F.col("items"), empty_items).alias("items"),
-        "platform",
-        "is_new",
-        "is_top_active",
-        *[
-            F.coalesce(F.col(name), F.lit(0).cast("bigint")).alias(name)
-            for name in ("rec_rows", "invalid_rows", "unknown_items", "duplicate_items", "duplicate_ranks")
-        ],
+        F.slice(distinct_items, 1, config.max_k).alias("items"),
+        "relevant",
+        platform.alias("platform"),
+        "history_events",
+        (F.col("rec_rows") > 0).alias("in_recommendations"),
+        (F.col("holdout_events") > 0).alias("in_holdout"),
+        "rec_rows",
+        "invalid_rows",
+        "unknown_items",
+        (F.size(all_items) - F.size(distinct_items)).cast("bigint").alias("duplicate_items"),
+        duplicate_ranks.alias("duplicate_ranks"),
     )
-    with_hits = prepared.select(
+
+
+def per_user_metrics(users: DataFrame, config: EvaluationConfig) -> DataFrame:
+    """Add ``evaluated``, ``is_new`` and the metric columns to :func:`user_rows`.
+
+    Keeps ``user_id``, ``platform`` and ``history_events`` for the slices and the per-user
+    input-check counts, and drops the arrays. Metric columns are only meaningful where
+    ``evaluated`` (the user has a relevant item) is true.
+    """
+    cutoffs = sorted({spec.k for spec in config.metrics})
+    with_hits = users.select(
         "*",
-        hit_positions().alias("hit_positions"),
+        hit_sums(cutoffs, config.max_k).alias("hit_sums"),
         F.size("relevant").alias("n_relevant"),
     )
     return with_hits.select(
         "user_id",
         "in_recommendations",
+        "in_holdout",
         (F.col("n_relevant") > 0).alias("evaluated"),
         "platform",
-        "is_new",
-        "is_top_active",
-        "n_relevant",
+        "history_events",
+        (F.col("history_events") < F.lit(config.slices.new_user_min_events)).alias("is_new"),
         "rec_rows",
         "invalid_rows",
         "unknown_items",
         "duplicate_items",
         "duplicate_ranks",
-        *metric_columns(specs, max_k),
+        *metric_columns(config.metrics, config.max_k),
     )
 
 
 def aggregate_rankings(
     recs: DataFrame,
     holdout_events: DataFrame,
-    history_events: DataFrame,
+    history_events: DataFrame | None,
     config: EvaluationConfig,
     catalog: DataFrame | None = None,
     floors: Sequence[tuple[str, MetricSpec, float]] = (),
+    holdout_source: str = "the holdout window",
+    with_slices: bool = True,
 ) -> RankingAggregates:
     """Compute every metric of ``config`` for every slice and the input-check counts.
 
-    ``floors`` lists ``(slice, metric, floor)`` triples whose number of users below the floor
-    is also counted; each metric must be one of ``config.metrics``.
-
     ``holdout_events`` are the click-stream events inside the holdout window and
-    ``history_events`` those before it (used for the new-user and most-active slices). The
-    metrics come back from one Spark job that ends in a single-row aggregation. Only that row
-    and the small aggregates of ``add_top_active`` reach the driver.
+    ``history_events`` those before it (used for the new-user and most-active slices).
+    ``floors`` lists ``(slice, metric, floor)`` triples whose number of users below the floor
+    is also counted; each metric must be one of ``config.metrics``. With ``with_slices``
+    False only the ``all`` slice is computed and ``history_events`` is not read, so it may be
+    None.
+
+    Recommendation, holdout and history rows are grouped by user in a single shuffle, with no
+    join, and the metrics of every slice come back as one aggregated row. With slices, the
+    per-user numbers are cached, and two small jobs over the cache find the most-active cut-off
+    before the final aggregation. Only aggregates reach the driver.
+
+    Raises InputDataError with code ``EMPTY_HOLDOUT`` when ``holdout_events`` is empty,
+    ``NO_RELEVANT_HOLDOUT_EVENTS`` when no holdout user has a relevant event, and
+    ``EMPTY_RECOMMENDATIONS`` when ``recs`` is empty, checked in that order. The messages
+    name the holdout by ``holdout_source``, a noun phrase such as "the holdout window A to B
+    of the events at PATH".
     """
-    specs = config.metrics
-    lists = ranked_lists(recs, config.max_k, catalog)
-    relevant = relevant_sets(holdout_events, config.relevant_event_types, config.slices.platforms)
-    # One row per holdout user, read by the two small jobs of add_top_active and the final one.
-    activity = holdout_user_activity(relevant, history_events, config.slices).persist()
+    has_rank, _ = validate_recommendations(recs)
+    recommendations = recommendation_rows(recs, catalog)
+    key_type = recommendations.schema["sort_key"].dataType
+    holdout = _holdout_rows(holdout_events, key_type, config.relevant_event_types, config.slices.platforms)
+    rows = recommendations.unionByName(holdout)
+    slices = tuple(slice_names(config.slices, with_slices))
+    if not with_slices:
+        per_user = per_user_metrics(user_rows(rows, config, has_rank), config)
+        row = _aggregate(per_user.withColumn("is_top_active", F.lit(False)), config, slices, floors)
+        return _collect_aggregates(row, config, slices, floors, holdout_source)
+
+    if history_events is None:
+        raise ValueError("history_events is required to compute slices")
+    rows = rows.unionByName(_history_rows(history_events, key_type))
+    # The per-user rows hold numbers only, no arrays, so the cache stays small. The first job
+    # fills it, and the most-active cut-off and the final aggregation read it.
+    per_user = per_user_metrics(user_rows(rows, config, has_rank), config).persist()
     try:
-        holdout_users = add_top_active(activity, config.slices)
-        row = _aggregate(per_user_metrics(lists, holdout_users, specs, config.max_k), config, floors)
+        evaluated = per_user.where(F.col("evaluated")).select("user_id", "history_events")
+        top_active = F.col("evaluated") & top_active_predicate(evaluated, config.slices)
+        row = _aggregate(per_user.withColumn("is_top_active", top_active), config, slices, floors)
     finally:
-        activity.unpersist()
-    return _collect_aggregates(row, config, floors)
+        per_user.unpersist()
+    return _collect_aggregates(row, config, slices, floors, holdout_source)
 
 
 def _aggregate(
-    per_user: DataFrame, config: EvaluationConfig, floors: Sequence[tuple[str, MetricSpec, float]]
+    per_user: DataFrame,
+    config: EvaluationConfig,
+    slices: Sequence[str],
+    floors: Sequence[tuple[str, MetricSpec, float]],
 ) -> dict:
-    specs = config.metrics
+    """Aggregate per-user rows into one row: per-slice users, metric sums and hit users.
 
+    Sums, not averages, keep one aggregation buffer per metric, and the driver divides them by
+    the slice's user count. NOTE: whole-stage code generation stops above ``spark.sql.codegen.maxFields``
+    (100 in Spark 3.5) aggregated fields, so a configuration with many cut-offs runs this
+    aggregation interpreted, which is correct but slower.
+    """
     evaluated = F.col("evaluated")
-    names = slice_names(config.slices)
     predicates = slice_predicates(config.slices)
+    cutoffs = sorted({spec.k for spec in config.metrics})
     expressions: list[Column] = []
-    for index, name in enumerate(names):
+    for index, name in enumerate(slices):
         member = evaluated & predicates[name]
         expressions.append(F.count(F.when(member, 1)).alias(f"s{index}_users"))
-        for spec in specs:
-            expressions.append(F.avg(F.when(member, F.col(spec.column))).alias(f"s{index}_{spec.column}"))
-            expressions.append(
-                F.count(F.when(member & (F.col(f"hits_at_{spec.k}") > 0), 1)).alias(
-                    f"s{index}_{spec.column}_hit_users"
-                )
-            )
+        for spec in config.metrics:
+            expressions.append(F.sum(F.when(member, F.col(spec.column))).alias(f"s{index}_{spec.column}"))
+        for k in cutoffs:
+            expressions.append(F.count(F.when(member & (F.col(f"hits_at_{k}") > 0), 1)).alias(f"s{index}_hit_users_{k}"))
     has_user = F.col("user_id").isNotNull()
     expressions += [
         F.sum("invalid_rows").alias("INVALID_SCORES"),
@@ -376,10 +486,11 @@ def _aggregate(
             "HOLDOUT_USERS_WITHOUT_RECOMMENDATIONS"
         ),
         F.sum("rec_rows").alias("rec_rows"),
+        F.count(F.when(F.col("in_holdout"), 1)).alias("holdout_users"),
     ]
     for index, (name, spec, floor) in enumerate(floors):
-        if name not in predicates:
-            raise ValueError(f"unknown slice {name!r}; expected one of {', '.join(names)}")
+        if name not in slices:
+            raise ValueError(f"unknown slice {name!r}; expected one of {', '.join(slices)}")
         member = evaluated & predicates[name]
         expressions.append(
             F.count(F.when(member & (F.col(spec.column) < F.lit(floor)), 1)).alias(f"below_{index}")
@@ -388,42 +499,41 @@ def _aggregate(
 
 
 def _collect_aggregates(
-    row: dict, config: EvaluationConfig, floors: Sequence[tuple[str, MetricSpec, float]]
+    row: dict,
+    config: EvaluationConfig,
+    slices: Sequence[str],
+    floors: Sequence[tuple[str, MetricSpec, float]],
+    holdout_source: str,
 ) -> RankingAggregates:
-    specs = config.metrics
-    names = slice_names(config.slices)
-
     values: dict[tuple[str, str], float | None] = {}
     hit_users: dict[tuple[str, str], int] = {}
     user_counts: dict[str, int] = {}
-    for index, name in enumerate(names):
-        user_counts[name] = int(row[f"s{index}_users"])
-        for spec in specs:
-            values[(name, spec.column)] = row[f"s{index}_{spec.column}"]
-            hit_users[(name, spec.column)] = int(row[f"s{index}_{spec.column}_hit_users"])
+    for index, name in enumerate(slices):
+        users = int(row[f"s{index}_users"])
+        user_counts[name] = users
+        for spec in config.metrics:
+            total = row[f"s{index}_{spec.column}"]
+            values[(name, spec.column)] = None if users == 0 or total is None else total / users
+            hit_users[(name, spec.column)] = int(row[f"s{index}_hit_users_{spec.k}"])
+    checks = {code: int(row[code] or 0) for code in _CHECK_CODES}
 
-    checks = {
-        code: int(row[code] or 0)
-        for code in (
-            "INVALID_SCORES",
-            "DUPLICATE_ITEMS",
-            "DUPLICATE_RANKS",
-            "UNKNOWN_ITEMS",
-            "USERS_NOT_IN_HOLDOUT",
-            "HOLDOUT_USERS_WITHOUT_RECOMMENDATIONS",
+    if not row["holdout_users"]:
+        raise InputDataError(
+            f"{holdout_source} contains no event, so no user can be evaluated; check the holdout "
+            "dates and the events path",
+            error_code="EMPTY_HOLDOUT",
         )
-    }
-
+    if user_counts["all"] == 0:
+        raise InputDataError(
+            f"{holdout_source} has events of {row['holdout_users']} users but none of a relevant "
+            f"type ({', '.join(config.relevant_event_types)}); check the holdout window and "
+            "relevant_event_types",
+            error_code="NO_RELEVANT_HOLDOUT_EVENTS",
+        )
     if not row["rec_rows"]:
         raise InputDataError(
             "the recommendations table is empty; nothing can be evaluated",
             error_code="EMPTY_RECOMMENDATIONS",
-        )
-    if user_counts["all"] == 0:
-        raise InputDataError(
-            "no user has a relevant holdout interaction (event types "
-            f"{', '.join(config.relevant_event_types)}); check the holdout window and the events path",
-            error_code="EMPTY_HOLDOUT",
         )
     logger.info(
         "ranking metrics computed for %d users (%d recommendation rows)",
@@ -434,5 +544,10 @@ def _collect_aggregates(
         (name, spec.column, floor): int(row[f"below_{index}"]) for index, (name, spec, floor) in enumerate(floors)
     }
     return RankingAggregates(
-        values=values, hit_users=hit_users, user_counts=user_counts, checks=checks, users_below=users_below
+        values=values,
+        hit_users=hit_users,
+        user_counts=user_counts,
+        checks=checks,
+        users_below=users_below,
+        slices=tuple(slices),
     )

@@ -19,13 +19,22 @@ def platform_slice(platform: str) -> str:
     return f"platform={platform}"
 
 
-def slice_names(config: SliceConfig) -> list[str]:
-    """Return the reported slices in a fixed order; every one is reported, even when empty."""
+def slice_names(config: SliceConfig, with_slices: bool = True) -> list[str]:
+    """Return the reported slices in a fixed order; every one is reported, even when empty.
+
+    Without slices, only ``all`` is reported.
+    """
+    if not with_slices:
+        return [ALL]
     return [ALL, NEW_USERS, *[platform_slice(name) for name in config.platforms], TOP_ACTIVE]
 
 
 def slice_predicates(config: SliceConfig) -> dict[str, Column]:
-    """Map each slice name to a boolean Column over the output of :func:`add_top_active`."""
+    """Map each slice name to a boolean Column over per-user rows.
+
+    The rows need ``is_new``, ``is_top_active`` and ``platform``. A null in any of them puts
+    the user outside that slice.
+    """
     predicates = {
         ALL: F.lit(True),
         NEW_USERS: F.coalesce(F.col("is_new"), F.lit(False)),
@@ -55,52 +64,29 @@ def top_active_cutoff(histogram: Sequence[tuple[int, int]], share: float) -> tup
     return wanted, -1, 0
 
 
-def holdout_user_activity(
-    holdout_users: DataFrame, history_events: DataFrame, config: SliceConfig
-) -> DataFrame:
-    """Add ``evaluated``, ``history_events`` and ``is_new`` to the holdout users.
+def top_active_predicate(activity: DataFrame, config: SliceConfig) -> Column:
+    """Return a Column that is true for the most active evaluated users.
 
-    ``holdout_users`` is the output of ``relevant_sets`` and ``history_events`` are the events
-    before the holdout window. A user is evaluated when they have a relevant item, and new when
-    their history count is below ``config.new_user_min_events`` (users with no history
-    included).
+    ``activity`` has one row per evaluated user with ``user_id`` and ``history_events`` (their
+    event count before the holdout window). The slice contains exactly
+    ``ceil(top_active_share * evaluated users)`` users, taken by descending history count, then
+    ascending user_id. Two small jobs find the cut-off: a histogram of history counts and, when
+    users tie at the cut-off, the last user id taken. Only those aggregates reach the driver.
+    Persist the data behind ``activity`` first, because both jobs read it. The returned Column
+    reads ``history_events`` and ``user_id``, and it must be combined with the evaluated flag.
     """
-    counts = history_events.groupBy(F.col("user_id").cast("bigint").alias("user_id")).agg(
-        F.count(F.lit(1)).alias("history_events")
-    )
-    history_count = F.coalesce(F.col("history_events"), F.lit(0).cast("bigint"))
-    return holdout_users.join(counts, on="user_id", how="left").select(
-        "user_id",
-        "relevant",
-        "platform",
-        (F.size("relevant") > 0).alias("evaluated"),
-        history_count.alias("history_events"),
-        (history_count < F.lit(config.new_user_min_events)).alias("is_new"),
-    )
-
-
-def add_top_active(activity: DataFrame, config: SliceConfig) -> DataFrame:
-    """Add ``is_top_active`` to the output of :func:`holdout_user_activity`.
-
-    The slice contains exactly ``ceil(top_active_share * evaluated users)`` evaluated users, taken
-    by descending history count, then ascending user_id. Two small jobs find the cut-off: a
-    histogram of history counts and, when users tie at the cut-off, the last user id taken.
-    Only those aggregates reach the driver. Persist ``activity`` first, because both jobs and
-    the caller's later job read it.
-    """
-    evaluated = activity.where(F.col("evaluated"))
     histogram = [
         (int(row["history_events"]), int(row["users"]))
-        for row in evaluated.groupBy("history_events").agg(F.count(F.lit(1)).alias("users")).collect()
+        for row in activity.groupBy("history_events").agg(F.count(F.lit(1)).alias("users")).collect()
     ]
     size, cutoff, at_cutoff = top_active_cutoff(histogram, config.top_active_share)
     if size == 0:
-        return activity.withColumn("is_top_active", F.lit(False))
+        return F.lit(False)
 
     is_top = F.col("history_events") > F.lit(cutoff)
     if at_cutoff > 0:
         last_user = (
-            evaluated.where(F.col("history_events") == F.lit(cutoff))
+            activity.where(F.col("history_events") == F.lit(cutoff))
             .select("user_id")
             .orderBy("user_id")
             .limit(at_cutoff)
@@ -108,4 +94,4 @@ def add_top_active(activity: DataFrame, config: SliceConfig) -> DataFrame:
             .collect()[0][0]
         )
         is_top = is_top | ((F.col("history_events") == F.lit(cutoff)) & (F.col("user_id") <= F.lit(last_user)))
-    return activity.withColumn("is_top_active", F.col("evaluated") & is_top)
+    return is_top

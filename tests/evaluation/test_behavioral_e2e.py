@@ -48,11 +48,12 @@ def test_behavioral_command_writes_delta(spark, replay, scenario_files, suite_co
 
     register_table(spark, DATABASE, "behavioral_results", table_path(warehouse, "behavioral_results"))
     rows = spark.sql(
-        f"SELECT test_name, test_type, cases, failures, failure_rate, threshold, passed "
+        f"SELECT suite, test_name, test_type, cases, failures, failure_rate, threshold, passed "
         f"FROM {DATABASE}.behavioral_results WHERE model_id = 'usual-e2e' AND run_id = 'run-1'"
     ).collect()
     by_name = {row["test_name"]: row for row in rows}
     assert len(rows) == 14
+    assert {row["suite"] for row in rows} == {"streamrec_recommendation_v2"}
     assert {row["test_type"] for row in rows} == {"MFT", "INV", "DIR"}
     assert all(row["passed"] for row in rows)
     assert by_name["inv_session_ids"]["cases"] == case_users

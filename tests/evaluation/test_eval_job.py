@@ -72,13 +72,15 @@ def test_bad_input_is_recorded(spark, files):
     assert result.exit_code == 1  # INVALID_SCORES has policy "fail"
     assert "input.invalid_scores" in format_metrics(result)
     rows = spark.sql(
-        f"SELECT slice, metric, k, user_count, value, count, status, reason FROM {DATABASE}.model_metrics "
-        "WHERE model_id = 'model-a' AND run_id = 'run-1'"
+        f"SELECT slice, metric, k, user_count, hit_users, value, affected, affected_unit, status, reason "
+        f"FROM {DATABASE}.model_metrics WHERE model_id = 'model-a' AND run_id = 'run-1'"
     ).collect()
     by_key = {(row["slice"], row["metric"], row["k"]): row for row in rows}
 
     recall = by_key[("all", "recall", 20)]
     assert recall["user_count"] == 3  # users 1, 2 and 4
+    assert recall["hit_users"] == 2  # users 1 and 2
+    assert recall["affected"] is None
     assert recall["value"] == pytest.approx((1.0 + 1.0 + 0.0) / 3)
     assert by_key[("new_users", "recall", 20)]["user_count"] == 2  # users 2 and 4
 
@@ -88,17 +90,18 @@ def test_bad_input_is_recorded(spark, files):
     assert web["reason"] == "EMPTY_SLICE"
 
     expected = {
-        "input.invalid_scores": (1, "failed"),
-        "input.duplicate_items": (1, "warning"),
-        "input.duplicate_ranks": (1, "warning"),
-        "input.unknown_items": (1, "warning"),
-        "input.users_not_in_holdout": (1, "info"),
-        "input.holdout_users_without_recommendations": (1, "warning"),
-        "input.empty_slice": (1, "warning"),
+        "input.invalid_scores": (1, "rows", "failed"),
+        "input.duplicate_items": (1, "rows", "warning"),
+        "input.duplicate_ranks": (1, "rows", "warning"),
+        "input.unknown_items": (1, "rows", "warning"),
+        "input.users_not_in_holdout": (1, "users", "info"),
+        "input.holdout_users_without_recommendations": (1, "users", "warning"),
+        "input.empty_slice": (1, "slices", "warning"),
     }
-    for metric, (count, status) in expected.items():
+    for metric, (affected, unit, status) in expected.items():
         row = by_key[("all", metric, None)]
-        assert (row["count"], row["status"]) == (count, status), metric
+        assert (row["affected"], row["affected_unit"], row["status"]) == (affected, unit, status), metric
+        assert row["hit_users"] is None, metric
 
     # A re-run of the same model and run replaces its rows instead of adding to them.
     run_evaluation(spark, _request(files), config)
@@ -117,3 +120,102 @@ def test_request_needs_one_source(files):
         _request(files, model_path="somewhere").validate()
     with pytest.raises(InvalidRequestError, match="holdout window is empty"):
         _request(files, holdout_end=date(2024, 3, 1)).validate()
+
+
+def test_report_columns_say_what_they_count(spark, files):
+    result = run_evaluation(spark, _request(files, run_id="run-report"), EvaluationConfig(database=DATABASE))
+    metrics_table, checks_table = format_metrics(result).split("\n\n")
+    metrics_header = metrics_table.splitlines()[0].split()
+    checks_header = checks_table.splitlines()[0].split()
+
+    assert metrics_header == ["slice", "metric", "k", "users", "users_with_hit", "value", "status", "reason"]
+    assert checks_header == ["input_check", "affected", "unit", "status", "reason"]
+    assert not any(line.startswith("input.") for line in metrics_table.splitlines())
+    invalid = next(line for line in checks_table.splitlines() if line.startswith("input.invalid_scores"))
+    assert invalid.split()[1:4] == ["1", "rows", "failed"]
+
+
+def _popularity_model(spark, root):
+    from streamrec_spark.models import PopularityModel, TrainingWindow
+
+    events = spark.read.parquet(str(root / "events"))
+    model = PopularityModel().fit(events, TrainingWindow(end=datetime(2024, 3, 1), days=30))
+    return str(model.save(root / "model"))
+
+
+def _stored(spark, root, run_id):
+    table = spark.read.format("delta").load(str(root / "warehouse" / "model_metrics"))
+    return table.where(f"model_id = 'model-a' AND run_id = '{run_id}'").collect()
+
+
+@pytest.mark.parametrize("source", ["model", "recommendations"])
+def test_empty_holdout_window_is_recorded(spark, files, source):
+    changes = {"holdout_start": date(2024, 4, 1), "holdout_end": date(2024, 4, 8), "run_id": f"empty-{source}"}
+    if source == "model":
+        changes.update(model_path=_popularity_model(spark, files), recommendations_path=None)
+    request = _request(files, **changes)
+
+    with pytest.raises(InputDataError) as raised:
+        run_evaluation(spark, request, EvaluationConfig())
+    message = str(raised.value)
+    assert raised.value.error_code == "EMPTY_HOLDOUT"
+    assert raised.value.exit_code == 3
+    assert "holdout window 2024-04-01 to 2024-04-08" in message
+    assert str(files / "events") in message
+
+    rows = _stored(spark, files, f"empty-{source}")
+    assert len(rows) == len(EvaluationConfig().metrics) * 6
+    assert {row["status"] for row in rows} == {"errored"}
+    assert {row["reason"] for row in rows} == {"EMPTY_HOLDOUT"}
+    assert all(row["value"] is None for row in rows)
+    assert all(row["k"] is not None for row in rows)
+
+
+def test_unreadable_events_recorded_as_errored(spark, files):
+    request = _request(files, events_path=str(files / "absent"), run_id="unreadable")
+    with pytest.raises(InputDataError):
+        run_evaluation(spark, request, EvaluationConfig())
+
+    rows = _stored(spark, files, "unreadable")
+    assert rows
+    assert {(row["status"], row["reason"]) for row in rows} == {("errored", "INPUT_UNREADABLE")}
+
+
+def test_invalid_request_writes_nothing(spark, files):
+    with pytest.raises(InvalidRequestError):
+        run_evaluation(spark, _request(files, holdout_end=date(2024, 3, 1), run_id="invalid"), EvaluationConfig())
+    assert not (files / "warehouse" / "model_metrics").exists()
+
+
+def test_legacy_count_column_upgraded(spark, files):
+    from pyspark.sql import types as T
+
+    path = str(files / "warehouse" / "model_metrics")
+    legacy = T.StructType(
+        [
+            T.StructField("model_id", T.StringType(), nullable=False),
+            T.StructField("run_id", T.StringType(), nullable=False),
+            T.StructField("slice", T.StringType(), nullable=False),
+            T.StructField("metric", T.StringType(), nullable=False),
+            T.StructField("k", T.IntegerType(), nullable=True),
+            T.StructField("user_count", T.LongType(), nullable=False),
+            T.StructField("value", T.DoubleType(), nullable=True),
+            T.StructField("count", T.LongType(), nullable=False),
+            T.StructField("status", T.StringType(), nullable=False),
+            T.StructField("reason", T.StringType(), nullable=True),
+            T.StructField("holdout_start", T.DateType(), nullable=True),
+            T.StructField("holdout_end", T.DateType(), nullable=True),
+            T.StructField("evaluated_at", T.TimestampType(), nullable=False),
+        ]
+    )
+    old_row = ("old-model", "r0", "all", "recall", 20, 10, 0.3, 4, "ok", None, None, None, datetime(2024, 1, 1))
+    spark.createDataFrame([old_row], legacy).write.format("delta").partitionBy("model_id").save(path)
+
+    run_evaluation(spark, _request(files, run_id="after-upgrade"), EvaluationConfig(database="eval_job_legacy"))
+    table = spark.read.format("delta").load(path)
+    old = table.where("model_id = 'old-model'").collect()
+    new = table.where("model_id = 'model-a' AND metric = 'recall' AND slice = 'all'").collect()
+
+    assert table.columns.index("hit_users") == table.columns.index("user_count") + 1
+    assert [(row["count"], row["hit_users"]) for row in old] == [(4, None)]
+    assert [(row["count"], row["hit_users"]) for row in new] == [(None, 2)]

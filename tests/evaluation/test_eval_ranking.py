@@ -102,7 +102,7 @@ def test_metrics_by_hand(spark):
     ndcg_user1 = (1 + 1 / math.log2(4)) / (1 + 1 / math.log2(3))
     assert result.value("ndcg", 3) == pytest.approx(ndcg_user1 / 2)
     assert result.value("map", 3) == pytest.approx(((1 + 2 / 3) / 2) / 2)
-    assert result.row("recall", 3).count == 1
+    assert result.row("recall", 3).hit_users == 1
     assert result.row("recall", 3).user_count == 2
 
 
@@ -119,9 +119,9 @@ def test_ties_and_duplicates_are_resolved(spark):
 
     assert result.value("recall", 2) == pytest.approx(1.0)
     assert result.value("ndcg", 3) == pytest.approx(1 / math.log2(3))
-    assert result.row("input.duplicate_items").count == 1
+    assert result.row("input.duplicate_items").affected == 1
     assert result.row("input.duplicate_items").status == "warning"
-    assert result.row("input.duplicate_ranks").count == 1
+    assert result.row("input.duplicate_ranks").affected == 1
 
 
 def test_score_only_ties_break_by_item_id(spark):
@@ -144,10 +144,39 @@ def test_nan_scores_are_dropped_and_fail(spark):
     # NaN would otherwise sort above every number in Spark's descending order.
     assert result.value("recall", 20) == 0.0
     check = result.row("input.invalid_scores")
-    assert check.count == 2
+    assert check.affected == 2
+    assert check.affected_unit == "rows"
     assert check.status == "failed"
     assert check.reason == "INVALID_SCORES"
     assert result.exit_code == 1
+
+
+@pytest.mark.parametrize("bad_score", [math.inf, -math.inf])
+def test_infinite_scores_are_invalid(spark, bad_score):
+    recs = spark.createDataFrame(
+        [(1, 10, bad_score), (1, 20, 0.4), (2, 30, 0.9)], "user_id bigint, item_id bigint, score double"
+    )
+    holdout = [_holdout_event(1, 10), _holdout_event(2, 30)]
+    result = _evaluate(spark, recs, holdout, config=EvaluationConfig(metrics=(MetricSpec("hit_rate", 1),)))
+
+    # Kept, +inf would rank item 10 first for user 1 and -inf would rank it last.
+    assert result.value("hit_rate", 1) == pytest.approx(0.5)
+    check = result.row("input.invalid_scores")
+    assert check.affected == 1
+    assert check.status == "failed"
+    assert result.exit_code == 1
+
+
+@pytest.mark.parametrize("bad_rank", [math.inf, -math.inf, math.nan])
+def test_non_finite_ranks_are_invalid(spark, bad_rank):
+    recs = spark.createDataFrame(
+        [(1, 10, bad_rank), (1, 20, 1.0)], "user_id bigint, item_id bigint, rank double"
+    )
+    result = _evaluate(
+        spark, recs, [_holdout_event(1, 10)], config=EvaluationConfig(metrics=(MetricSpec("recall", 20),))
+    )
+    assert result.value("recall", 20) == 0.0
+    assert result.row("input.invalid_scores").affected == 1
 
 
 def test_unknown_items_and_missing_users_are_recorded(spark):
@@ -162,10 +191,10 @@ def test_unknown_items_and_missing_users_are_recorded(spark):
     # User 1 hits, user 4 has no recommendation (0); users 2 and 3 have no relevant item.
     assert result.value("recall", 20) == pytest.approx(0.5)
     assert result.row("recall", 20).user_count == 2
-    assert result.row("input.unknown_items").count == 1
-    assert result.row("input.users_not_in_holdout").count == 2
+    assert result.row("input.unknown_items").affected == 1
+    assert result.row("input.users_not_in_holdout").affected == 2
     assert result.row("input.users_not_in_holdout").status == "info"
-    assert result.row("input.holdout_users_without_recommendations").count == 1
+    assert result.row("input.holdout_users_without_recommendations").affected == 1
     assert result.exit_code == 0
 
 
@@ -179,7 +208,7 @@ def test_empty_slice_is_missing_not_zero(spark):
     assert web.status == "missing"
     assert web.reason == "EMPTY_SLICE"
     assert web.user_count == 0
-    assert result.row("input.empty_slice").count == 2  # android and web
+    assert result.row("input.empty_slice").affected == 2  # android and web
     assert result.value("recall", 20, "platform=ios") == 1.0
 
 
@@ -205,6 +234,22 @@ def test_slices_new_users_and_most_active(spark):
     assert result.row("hit_rate", 1, "platform=ios").user_count == 9
 
 
+def test_empty_holdout_raises_empty_holdout(spark):
+    # The holdout is empty and so are the recommendations, as a model gives for no user.
+    recs = spark.createDataFrame([], "user_id bigint, item_id bigint, rank int")
+    with pytest.raises(InputDataError, match="the holdout window contains no event") as raised:
+        _evaluate(spark, recs, [])
+    assert raised.value.error_code == "EMPTY_HOLDOUT"
+    assert raised.value.exit_code == 3
+
+
+def test_holdout_without_relevant_events_raises(spark):
+    recs = spark.createDataFrame([(1, 10, 1)], "user_id bigint, item_id bigint, rank int")
+    with pytest.raises(InputDataError, match="events of 1 users but none of a relevant type") as raised:
+        _evaluate(spark, recs, [_holdout_event(1, 10, event_type="skip")])
+    assert raised.value.error_code == "NO_RELEVANT_HOLDOUT_EVENTS"
+
+
 def test_empty_recommendations_raise(spark):
     recs = spark.createDataFrame([], "user_id bigint, item_id bigint, rank int")
     with pytest.raises(InputDataError, match="recommendations table is empty"):
@@ -216,3 +261,19 @@ def test_missing_columns_raise(spark):
     with pytest.raises(InputDataError, match="neither a 'rank' nor a 'score'") as raised:
         _evaluate(spark, recs, [_holdout_event(1, 10)])
     assert raised.value.error_code == "INVALID_RECOMMENDATIONS"
+
+
+def test_without_slices_only_all(spark):
+    recs_rows, holdout = _random_case(seed=3, users=30)
+    recs = spark.createDataFrame(recs_rows, "user_id bigint, item_id bigint, rank int")
+    config = EvaluationConfig(metrics=(MetricSpec("recall", 5), MetricSpec("map", 10)))
+    sliced = _evaluate(spark, recs, holdout, config=config)
+    aggregates = aggregate_rankings(recs, _events(spark, holdout), None, config, with_slices=False)
+    result = build_result(aggregates, config)
+
+    assert aggregates.slices == ("all",)
+    assert {row.slice for row in result.rows} == {"all"}
+    assert result.row("input.empty_slice").affected == 0
+    for spec in config.metrics:
+        assert result.value(spec.name, spec.k) == pytest.approx(sliced.value(spec.name, spec.k), abs=1e-12)
+        assert result.row(spec.name, spec.k).hit_users == sliced.row(spec.name, spec.k).hit_users

@@ -66,7 +66,8 @@ def test_build_result_marks_empty_slices_missing():
     web = result.row("recall", 20, "platform=web")
     assert (web.value, web.status, web.reason, web.user_count) == (None, "missing", "EMPTY_SLICE", 0)
     empty = result.row("input.empty_slice")
-    assert empty.count == 4  # new_users, android, web, top_active
+    assert empty.affected == 4  # new_users, android, web, top_active
+    assert empty.affected_unit == "slices"
     assert empty.status == "warning"
     assert result.row("input.duplicate_items").status == "warning"
     assert result.row("input.invalid_scores").status == "passed"

@@ -1,0 +1,103 @@
+"""The ``streamrec-spark gate`` command: judge a candidate model with the validation gate.
+
+:func:`add_subcommands` adds ``gate`` to the ``streamrec-spark`` parser. Its handler returns
+0 when the model passed (and was registered unless ``--no-register``), 1 when the gate blocked
+it, 2 for an invalid request or configuration and 3 for an infrastructure error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+from dataclasses import replace
+from typing import Any
+
+from streamrec_spark.cli import REPO_ROOT, _date, add_spark_options
+
+DEFAULT_GATE_CONFIG = REPO_ROOT / "conf" / "gates" / "streamrec_v2_gate.yaml"
+
+
+def _strict_json(value: Any) -> Any:
+    """Return a copy of ``value`` with NaN and infinities as None, so the output is valid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _strict_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict_json(item) for item in value]
+    return value
+
+
+def command_gate(args: argparse.Namespace) -> int:
+    from streamrec_spark.gate.config import load_gate_config
+    from streamrec_spark.gate.driver import GateRequest, apply_gate, format_outcome
+    from streamrec_spark.session import build_session
+
+    # Configuration and request are checked before Spark starts, so exit 2 costs no session.
+    config = load_gate_config(args.config)
+    if args.database is not None:
+        config = replace(config, tables=replace(config.tables, database=args.database))
+    request = GateRequest(
+        config=config,
+        model_id=args.model_id,
+        warehouse=args.warehouse,
+        model_dir=args.model_dir,
+        register=not args.no_register,
+        data_date=args.data_date,
+        tracking_uri=args.tracking_uri,
+        registry_uri=args.registry_uri,
+    )
+    request.validate()
+    spark = build_session(f"streamrec-gate-{args.model_id}", conf=dict(args.conf), master=args.master)
+    outcome = apply_gate(spark, request)
+    if args.format == "json":
+        document = {
+            **outcome.record,
+            "exit_code": outcome.exit_code,
+            "registered": outcome.registered,
+            "registered_version": outcome.registered_version,
+            "mlflow_run_id": outcome.mlflow_run_id,
+            "tracking_error": outcome.tracking_error,
+        }
+        print(json.dumps(_strict_json(document), indent=2, default=str, allow_nan=False))
+    else:
+        print(format_outcome(outcome))
+    return outcome.exit_code
+
+
+def add_subcommands(commands: argparse._SubParsersAction) -> None:
+    """Add ``gate`` to the ``streamrec-spark`` subcommands; it sets ``handler``."""
+    gate = commands.add_parser(
+        "gate",
+        help="judge a candidate model from its aggregated results; register it if it passes",
+    )
+    gate.add_argument("--model-id", required=True, help="id of the candidate model in the result tables")
+    gate.add_argument("--model-dir", default=None,
+                      help="the candidate's saved model folder, registered in MLflow when it passes "
+                           "(required unless --no-register)")
+    gate.add_argument("--no-register", action="store_true",
+                      help="decide and record, but do not register a model that passes (it then "
+                           "does not become the champion)")
+    gate.add_argument("--config", default=str(DEFAULT_GATE_CONFIG),
+                      help="gate YAML file (default: conf/gates/streamrec_v2_gate.yaml)")
+    gate.add_argument("--warehouse", default=os.environ.get("STREAMREC_WAREHOUSE", "warehouse"),
+                      help="folder or URI of the Delta result tables (default: ./warehouse or "
+                           "$STREAMREC_WAREHOUSE)")
+    gate.add_argument("--database", default=None,
+                      help="catalog database of the gate tables (default: the gate file's "
+                           "tables.database)")
+    gate.add_argument("--data-date", type=_date, default=None,
+                      help="partition date, YYYY-MM-DD, whose data-validation runs are summarized "
+                           "in the record (default: each dataset's latest partition)")
+    gate.add_argument("--tracking-uri", default=None,
+                      help="MLflow tracking URI (default: the gate file's, else a sqlite store "
+                           "under <warehouse>/mlflow)")
+    gate.add_argument("--registry-uri", default=None,
+                      help="MLflow model registry URI (default: the gate file's, else the "
+                           "tracking URI)")
+    gate.add_argument("--format", choices=("text", "json"), default="text",
+                      help="print a table of comparisons (text) or the decision record (json)")
+    add_spark_options(gate)
+    gate.set_defaults(handler=command_gate)

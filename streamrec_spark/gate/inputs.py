@@ -1,0 +1,259 @@
+"""Reads of the aggregated result tables that the gate decides from.
+
+Every read filters on ``model_id`` (the partition column of the model tables) and collects a
+few dozen rows per model and run to the driver, in one Spark job per table: the gate never
+reads events or recommendations. A table that does
+not exist yet reads as no rows, so the rules fail closed on it. Any other read failure raises
+ComputationError (exit code 3).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import date
+from typing import Any, TypeVar
+
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from streamrec_spark import delta_tables
+from streamrec_spark.errors import ComputationError
+from streamrec_spark.gate.config import GateTables
+from streamrec_spark.gate.rules import (
+    BehavioralRow,
+    BehavioralRun,
+    MetricValue,
+    ModelMetrics,
+    ProbeResult,
+)
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Columns of the serving_probes table that the gate reads.
+PROBE_COLUMNS = (
+    "model_id", "run_id", "requests", "p50_ms", "p99_ms", "max_ms", "size_mb", "status", "reason",
+    "probed_at",
+)
+
+
+def _guarded(path: str, description: str, read: Callable[[], T]) -> T:
+    try:
+        return read()
+    except ComputationError:
+        raise
+    except Exception as exc:  # py4j and Delta raise several unrelated types here
+        first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise ComputationError(f"reading {description} from {path} failed: {first.strip()[:300]}") from exc
+
+
+def _load(spark: SparkSession, warehouse: str, table: str) -> tuple[str, DataFrame | None]:
+    """Return the table's path and a DataFrame over it, or None when no Delta table is there."""
+    path = delta_tables.table_path(warehouse, table)
+    if not _guarded(path, table, lambda: delta_tables.table_exists(spark, path)):
+        logger.warning("table %s does not exist; the gate sees no rows in it", path)
+        return path, None
+    return path, _guarded(path, table, lambda: spark.read.format("delta").load(path))
+
+
+def _latest(rows: list[Any], time_column: str) -> str | None:
+    """Return the run_id of the rows with the latest ``time_column``; ties go to the larger id."""
+    if not rows:
+        return None
+    return max(rows, key=lambda row: (row[time_column], row["run_id"]))["run_id"]
+
+
+def read_model_metrics(
+    spark: SparkSession,
+    warehouse: str,
+    tables: GateTables,
+    runs: Mapping[str, str | None],
+) -> dict[str, ModelMetrics]:
+    """Read the metric rows of one evaluation run per model, in one Spark job.
+
+    ``runs`` maps each model id to the run to read, or to None for its latest run (by
+    ``evaluated_at``). Input-check rows (no ``k``) are left out. A model without rows gets a
+    ModelMetrics with ``run_id`` None and no values.
+    """
+    empty = {model_id: ModelMetrics(model_id=model_id, run_id=None) for model_id in runs}
+    path, table = _load(spark, warehouse, tables.model_metrics_table)
+    if table is None:
+        return empty
+
+    def read() -> list[Any]:
+        # Every run of these models is collected: a few dozen rows per run, and the latest
+        # run is picked on the driver, which saves a Spark job per model.
+        return (
+            table.where(F.col("model_id").isin(list(runs)) & F.col("k").isNotNull())
+            .select(
+                "model_id", "run_id", "evaluated_at", "slice", "metric", "k", "value", "status",
+                "reason", "user_count",
+            )
+            .collect()
+        )
+
+    rows = _guarded(path, "model metrics", read)
+    result = dict(empty)
+    for model_id, run_id in runs.items():
+        of_model = [row for row in rows if row["model_id"] == model_id]
+        chosen = run_id if run_id is not None else _latest(of_model, "evaluated_at")
+        values = {
+            (row["metric"], int(row["k"]), row["slice"]): MetricValue(
+                metric=row["metric"],
+                k=int(row["k"]),
+                slice=row["slice"],
+                value=row["value"],
+                status=row["status"],
+                reason=row["reason"],
+                user_count=int(row["user_count"] or 0),
+            )
+            for row in of_model
+            if row["run_id"] == chosen
+        }
+        result[model_id] = ModelMetrics(model_id=model_id, run_id=chosen if values else None, values=values)
+        logger.info("model %s: %d metric rows of run %s", model_id, len(values), result[model_id].run_id)
+    return result
+
+
+def read_behavioral_run(
+    spark: SparkSession, warehouse: str, tables: GateTables, model_id: str, suite: str
+) -> BehavioralRun:
+    """Read the latest run (by ``evaluated_at``) of ``suite`` for ``model_id``.
+
+    Rows without a ``suite`` value, written before the column existed, do not count. A table
+    without the ``suite`` column at all reads as no run.
+    """
+    path, table = _load(spark, warehouse, tables.behavioral_table)
+    if table is None:
+        return BehavioralRun(suite=suite, run_id=None)
+    if "suite" not in table.columns:
+        logger.warning("table %s has no suite column; no behavioral result can be attributed", path)
+        return BehavioralRun(suite=suite, run_id=None)
+
+    def read() -> list[Any]:
+        return (
+            table.where((F.col("model_id") == F.lit(model_id)) & (F.col("suite") == F.lit(suite)))
+            .select(
+                "run_id", "evaluated_at", "test_name", "test_type", "passed", "status", "reason",
+                "observed", "threshold", "threshold_kind", "cases", "failures",
+            )
+            .collect()
+        )
+
+    rows = _guarded(path, "behavioral results", read)
+    chosen = _latest(rows, "evaluated_at")
+    selected = sorted((row for row in rows if row["run_id"] == chosen), key=lambda row: row["test_name"])
+    run = BehavioralRun(
+        suite=suite,
+        run_id=chosen,
+        rows=tuple(
+            BehavioralRow(
+                test_name=row["test_name"],
+                test_type=row["test_type"],
+                passed=bool(row["passed"]),
+                status=row["status"],
+                reason=row["reason"],
+                observed=row["observed"],
+                threshold=float(row["threshold"]),
+                threshold_kind=row["threshold_kind"],
+                cases=int(row["cases"] or 0),
+                failures=int(row["failures"] or 0),
+            )
+            for row in selected
+        ),
+    )
+    logger.info("model %s: %d behavioral rows of run %s", model_id, len(run.rows), run.run_id)
+    return run
+
+
+def read_probes(
+    spark: SparkSession,
+    warehouse: str,
+    tables: GateTables,
+    runs: Mapping[str, str | None],
+) -> dict[str, ProbeResult | None]:
+    """Read one serving probe row per model, in one Spark job.
+
+    ``runs`` maps each model id to the probe run to read, or to None for its latest probe (by
+    ``probed_at``). A model without a probe row maps to None. Raises ComputationError when the
+    table lacks a column the gate reads.
+    """
+    result: dict[str, ProbeResult | None] = {model_id: None for model_id in runs}
+    path, table = _load(spark, warehouse, tables.probes_table)
+    if table is None:
+        return result
+    missing = [column for column in PROBE_COLUMNS if column not in table.columns]
+    if missing:
+        raise ComputationError(
+            f"table {path} lacks the serving probe columns {', '.join(missing)}; it was not "
+            "written by the serving probe"
+        )
+
+    def read() -> list[Any]:
+        return table.where(F.col("model_id").isin(list(runs))).select(*PROBE_COLUMNS).collect()
+
+    rows = _guarded(path, "serving probes", read)
+    for model_id, run_id in runs.items():
+        of_model = [row for row in rows if row["model_id"] == model_id]
+        if run_id is not None:
+            of_model = [row for row in of_model if row["run_id"] == run_id]
+        if not of_model:
+            logger.info("model %s: no serving probe", model_id)
+            continue
+        row = max(of_model, key=lambda item: (item["probed_at"], item["run_id"]))
+        result[model_id] = ProbeResult(
+            model_id=row["model_id"],
+            run_id=row["run_id"],
+            requests=int(row["requests"] or 0),
+            p50_ms=row["p50_ms"],
+            p99_ms=row["p99_ms"],
+            max_ms=row["max_ms"],
+            size_mb=row["size_mb"],
+            status=row["status"],
+            reason=row["reason"],
+        )
+        logger.info("model %s: serving probe %s", model_id, row["run_id"])
+    return result
+
+
+def read_validation_summary(
+    spark: SparkSession, warehouse: str, tables: GateTables, partition_date: date | None = None
+) -> list[dict[str, Any]]:
+    """Summarize the data-validation ``runs`` table: the latest run of each dataset.
+
+    With ``partition_date``, the latest run of that partition of each dataset; without it, the
+    latest run of each dataset's most recent partition. Returns JSON-ready dicts (dates as ISO
+    strings), sorted by dataset, and an empty list when the table does not exist.
+    """
+    path, table = _load(spark, warehouse, tables.runs_table)
+    if table is None:
+        return []
+
+    def read() -> list[dict[str, Any]]:
+        frame = table
+        if partition_date is not None:
+            frame = frame.where(F.col("partition_date") == F.lit(partition_date))
+        order = Window.partitionBy("dataset").orderBy(
+            F.col("partition_date").desc(), F.col("finished_at").desc(), F.col("run_id").desc()
+        )
+        rows = (
+            frame.withColumn("position", F.row_number().over(order))
+            .where(F.col("position") == 1)
+            .select(
+                "dataset", "partition_date", "run_id", "status", "exit_code", "error_code",
+                "expectations_total", "expectations_failed", "blocking_failures", "finished_at",
+            )
+            .orderBy("dataset")
+            .collect()
+        )
+        summary = []
+        for row in rows:
+            record = row.asDict()
+            record["partition_date"] = record["partition_date"].isoformat()
+            record["finished_at"] = record["finished_at"].isoformat()
+            summary.append(record)
+        return summary
+
+    return _guarded(path, "data-validation runs", read)
