@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -91,6 +92,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     from streamrec_spark.evaluation.job import EvaluationRequest, format_metrics, run_evaluation
 
     config = load_evaluation_config(args.config)
+    if args.database is not None:
+        config = replace(config, database=args.database)
     end = args.holdout_end or args.holdout_start + timedelta(days=args.holdout_days)
     request = EvaluationRequest(
         model_id=args.model_id,
@@ -120,6 +123,9 @@ def _behavioral(args: argparse.Namespace) -> int:
 
     suite = load_suite_config(args.config)
     evaluation = load_evaluation_config(args.evaluation_config)
+    if args.database is not None:
+        suite = replace(suite, database=args.database)
+        evaluation = replace(evaluation, database=args.database)
     request = BehavioralRequest(
         model_path=args.model,
         model_id=args.model_id,
@@ -195,6 +201,8 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--model", help="saved model folder; it recommends to the holdout users")
     evaluate.add_argument("--catalog", help="optional table with item_id, to count unknown items")
     evaluate.add_argument("--warehouse", required=True, help="folder of the Delta result tables")
+    evaluate.add_argument("--database", type=_identifier,
+                          help="catalog database of the result tables (default: from --config)")
     evaluate.add_argument("--config", default=str(DEFAULT_EVALUATION_CONFIG), help="evaluation YAML file")
     evaluate.set_defaults(handler=_evaluate)
 
@@ -211,6 +219,8 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
         "--holdout-start", type=_day, help="first MFT holdout day (default: the model's training window end)"
     )
     behavioral.add_argument("--warehouse", required=True, help="folder of the Delta result tables")
+    behavioral.add_argument("--database", type=_identifier,
+                            help="catalog database of the result tables (default: from --config)")
     behavioral.add_argument("--config", default=str(DEFAULT_SUITE_CONFIG), help="suite YAML file")
     behavioral.add_argument("--evaluation-config", default=str(DEFAULT_EVALUATION_CONFIG), help="evaluation YAML file")
     behavioral.set_defaults(handler=_behavioral)

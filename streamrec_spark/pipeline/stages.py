@@ -164,6 +164,7 @@ def _evaluate_arguments(config: PipelineConfig, request: PipelineRequest) -> tup
         "--holdout-start", holdout_start(config, partition_date).isoformat(),
         "--holdout-days", str(config.holdout_days),
         "--warehouse", config.warehouse,
+        "--database", config.database,
         *_items("--catalog", config),
     )
 
@@ -177,6 +178,7 @@ def _behavioral_arguments(config: PipelineConfig, request: PipelineRequest) -> t
         "--events", config.feed("click_stream").input,
         "--holdout-start", holdout_start(config, partition_date).isoformat(),
         "--warehouse", config.warehouse,
+        "--database", config.database,
         *_items("--items", config),
     )
 
