@@ -34,7 +34,7 @@ def test_registry_lists_every_feed(registry):
 @pytest.mark.parametrize(
     ("dataset", "producer", "tier", "freshness", "count", "blocks"),
     [
-        ("click_stream", "client-engineering", "critical", 2.0, 22, True),
+        ("click_stream", "client-engineering", "critical", 2.0, 23, True),
         ("item_metadata", "content-engineering", "standard", 24.0, 15, False),
         ("user_profiles", "user-engineering", "standard", 24.0, 12, False),
     ],
