@@ -277,6 +277,13 @@ def validate_partition(spark: SparkSession, contract: Contract, request: Validat
     )
     logger.info("run %s: validating %s %s from %s (as of %s)", run_id, request.dataset,
                 request.partition_date, request.input_path, request.as_of.isoformat())
+    if request.reference_date is not None and request.reference_date >= request.partition_date:
+        # A partition compared with itself or a later day always looks unchanged, which would
+        # let a re-run turn a failed day into a passed one.
+        raise InvalidRequestError(
+            f"--reference-date {request.reference_date} is not before --date "
+            f"{request.partition_date}; name an earlier, validated day"
+        )
     if request.reference_date is not None and not store.latest_runs(request.dataset, request.reference_date):
         # Checked before any scan: drift against a named day that was never validated would
         # otherwise fall back to "no reference" without saying why.

@@ -146,6 +146,10 @@ def test_reference_uses_accepted_earlier_partitions(spark, contract, tmp_path):
     never = DAY - timedelta(days=30)
     with pytest.raises(InvalidRequestError, match=f"--reference-date {never} has no completed"):
         validate_partition(spark, contract, request(root, warehouse, days[3], reference_date=never))
+    # The day itself or a later one is no reference: it would make any day look unchanged.
+    for later in (days[3], days[3] + timedelta(days=1)):
+        with pytest.raises(InvalidRequestError, match="is not before --date"):
+            validate_partition(spark, contract, request(root, warehouse, days[3], reference_date=later))
 
 
 def test_missing_input_records_errored_run(spark, contract, tmp_path):
