@@ -198,7 +198,8 @@ def read_partition(spark: SparkSession, contract: Contract, request: ValidationR
         # Read as plain Parquet, a Delta table's folder also yields the files that later
         # commits removed, so rows would be counted twice.
         raise InvalidRequestError(
-            f"input path {request.input_path} is a Delta table; add --input-format delta"
+            f"input path {request.input_path} is a Delta table or one of its partition folders; "
+            "pass the table's root with --input-format delta"
         )
     path, base = resolve_partition_path(spark, contract, request.input_path, request.partition_date)
     if request.input_format == "parquet" and not _data_files(spark, path):
@@ -221,9 +222,12 @@ def read_partition(spark: SparkSession, contract: Contract, request: ValidationR
 
 
 def _is_delta_root(spark: SparkSession, input_path: str) -> bool:
+    """Return whether ``input_path`` or its parent folder (a partition folder) holds a Delta log."""
     hadoop_path, fs = _hadoop_fs(spark, input_path)
-    log = hadoop_path.suffix("/_delta_log")
-    return bool(fs.exists(log))
+    for folder in (hadoop_path, hadoop_path.getParent()):
+        if folder is not None and fs.exists(folder.suffix("/_delta_log")):
+            return True
+    return False
 
 
 def _read_delta_partition(spark: SparkSession, contract: Contract, request: ValidationRequest) -> DataFrame:

@@ -323,7 +323,10 @@ def test_delta_root_read_as_parquet_is_invalid(spark, contract, tmp_path):
 
     assert run.exit_code == 2
     assert run.record.status == "errored"
-    assert "is a Delta table; add --input-format delta" in run.record.error_message
+    assert "--input-format delta" in run.record.error_message
+    inside = validate_partition(spark, contract, request(root / f"event_date={DAY}", warehouse))
+    assert inside.exit_code == 2
+    assert "one of its partition folders" in inside.record.error_message
     delta_run = validate_partition(spark, contract, request(root, warehouse, input_format="delta"))
     assert delta_run.exit_code == 0
     assert delta_run.record.row_count == 12
