@@ -21,7 +21,7 @@ same result.
 
 Settings, read from the environment of the scheduler and the workers when the file is parsed:
 
-- ``STREAMREC_ROOT``: the repository checkout (default: the folder that holds this ``dags/``);
+- ``STREAMREC_ROOT``: the repository checkout (default: the folder that contains this ``dags/``);
 - ``STREAMREC_PIPELINE_CONF``: the pipeline YAML (default: ``conf/pipeline/daily.yaml`` in the
   checkout).
 

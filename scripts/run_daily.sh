@@ -49,7 +49,7 @@ mkdir -p "$(dirname "$lock")" || exit 3
 
 exec 9>>"$lock"
 if ! flock --nonblock 9; then
-  echo "run_daily.sh: another daily run holds the lock $lock; this run exits without running anything (exit $EXIT_LOCKED)" >&2
+  echo "run_daily.sh: lock $lock is taken by another daily run; nothing was run (exit $EXIT_LOCKED), retry after it ends" >&2
   exit "$EXIT_LOCKED"
 fi
 echo "run_daily.sh: holding the lock $lock (pid $$)" >&2

@@ -275,7 +275,7 @@ def load_feed_alert(spark: SparkSession, warehouse: str | Path, dataset: str, pa
 
     It lists the blocking checks that failed or errored in the latest run (by ``started_at``)
     of ``dataset`` for ``partition_date``, and the run's error code and message when the run
-    errored. With no recorded run, the message says so. Raises ComputationError when a table
+    errored. With no recorded run, the message states that no run was found. Raises ComputationError when a table
     exists but cannot be read.
     """
     from pyspark.sql import functions as F
@@ -364,7 +364,7 @@ def send_alert(config: AlertConfig, message: AlertMessage | Mapping[str, Any]) -
     neither, nothing is sent and the result has reason ``NO_WEBHOOK_URL``. Each attempt waits at
     most ``timeout_seconds``. A connection error, a timeout, 429 or 5xx is retried up to
     ``max_attempts`` attempts in all, waiting ``backoff_seconds * 2 ** (attempt - 1)`` before
-    the next one (longer if a 429 asks for it, up to MAX_RETRY_AFTER_SECONDS). Any other status
+    the next one (longer when a 429 response carries a Retry-After header, up to MAX_RETRY_AFTER_SECONDS). Any other status
     outside 2xx stops at once with reason ``REJECTED``.
     """
     try:

@@ -65,8 +65,9 @@ def replay_holiday_model(
     """Replay the holiday model end to end and report whether the gate blocked it.
 
     Work files (the scenario's events and items, both saved models, the Delta tables and the
-    local MLflow store) go under ``workdir/holiday``. A re-run in the same folder finds the
-    usual model already registered as the champion, so it gates only the holiday model.
+    local MLflow store) go under ``workdir/holiday``. On the holiday model's serving week the
+    usual model is far below the floors, so the gate blocks it and the holiday model is judged
+    against the floors alone (no champion).
     """
     root = Path(workdir).resolve() / "holiday"
     warehouse = str(root / "warehouse")
@@ -100,7 +101,7 @@ def replay_holiday_model(
         usual_gate = apply_gate(spark, GateRequest(config=gate, model_id=usual.model_id,
                                                    warehouse=warehouse, model_dir=usual.path))
         notes.append(_gate_line(usual_gate))
-    except InvalidRequestError as error:  # A re-run finds the usual model already champion.
+    except InvalidRequestError as error:  # Raised when the usual model is already the champion.
         logger.info("usual model not gated again: %s", error)
         notes.append(f"usual model not gated again: {error}")
     holiday_gate = apply_gate(spark, GateRequest(config=gate, model_id=holiday.model_id,

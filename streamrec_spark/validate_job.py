@@ -222,7 +222,7 @@ def read_partition(spark: SparkSession, contract: Contract, request: ValidationR
 
 
 def _is_delta_root(spark: SparkSession, input_path: str) -> bool:
-    """Return whether ``input_path`` or its parent folder (a partition folder) holds a Delta log."""
+    """Return whether ``input_path`` or its parent folder (a partition folder) contains a Delta log."""
     hadoop_path, fs = _hadoop_fs(spark, input_path)
     for folder in (hadoop_path, hadoop_path.getParent()):
         if folder is not None and fs.exists(folder.suffix("/_delta_log")):

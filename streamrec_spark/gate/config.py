@@ -41,7 +41,7 @@ _TOP_KEYS = (
 class MetricRule:
     """A floor and a maximum regression against the champion for one metric on the ``all`` slice.
 
-    ``rule`` is the name used in the YAML file and in results, for example ``recall_at_20``;
+    ``rule`` is the name used in the YAML file and in results, for example ``recall_at_20``.
     ``metric`` and ``k`` are the matching ``metric`` and ``k`` columns of ``model_metrics``.
     """
 
@@ -90,7 +90,7 @@ class ServingLimits:
 
 @dataclass(frozen=True)
 class GateTables:
-    """Where the gate reads its inputs and writes its decisions, inside the warehouse."""
+    """Table names the gate reads its inputs from and writes its decisions to, in the warehouse."""
 
     database: str = "streamrec"
     decisions_table: str = "gate_decisions"

@@ -136,7 +136,7 @@ def run_pipeline(
 ) -> PipelineRun:
     """Run ``stages`` in order for the request's partition date and return what each one did.
 
-    ``tiers`` maps each validated feed to its contract tier; a feed without an entry is treated
+    ``tiers`` maps each validated feed to its contract tier. A feed without an entry is treated
     as critical, so an unknown tier never lets the pipeline continue. With ``dry_run`` the
     commands are logged and not started. The run's exit code is the code of the stage that
     stopped it. A failure left for the gate to judge is the run's exit code when the run ends
@@ -207,7 +207,7 @@ def send_feed_alert(config: PipelineConfig, dataset: str, partition_date: date) 
     """Send and record the webhook message for a feed whose validation stopped the pipeline.
 
     The message lists the blocking checks that failed in the feed's latest validation run of
-    ``partition_date``; the webhook settings are the ``alerts`` section of the gate file. The
+    ``partition_date``. The webhook settings are the ``alerts`` section of the gate file. The
     outcome (sent, no URL configured, rejected, retries exhausted) is recorded in the
     ``alerts`` table and printed. Returns 0 once the alert was handled, whether or not a
     webhook received it. Raises ComputationError when the validation tables cannot be read.

@@ -273,7 +273,7 @@ def _shuffle_pass(projected: DataFrame, keys: dict[str, Column]) -> dict[str, in
     # branches' one-row results are unioned. Branches read only their own key column, so no
     # column is decoded twice. Grouping each kind separately keeps the map-side hash tables
     # small for the many-repeats kinds (users) instead of sharing one table with the
-    # nearly unique primary-key hashes; measured at 10M rows, 8.4 s against 10.9 s for one
+    # nearly unique primary-key hashes. Measured at 10M rows: 8.4 s against 10.9 s for one
     # exchange keyed on (kind, key).
     branches = []
     for index, kind in enumerate(keys):

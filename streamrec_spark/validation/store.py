@@ -189,7 +189,7 @@ class ResultStore:
         rows are written back to the tables already written, one new commit each, so the
         history keeps everything. Then the error is raised. Readers never see one run's
         metrics next to another run's verdicts. A process killed between the commits cannot undo
-        anything; its rows carry a run_id that has no row in ``runs``, and queries that join
+        anything. Its rows carry a run_id that has no row in ``runs``, and queries that join
         on ``runs`` (as the README's do) ignore them until the partition is re-run.
         """
         self.ensure_tables()

@@ -480,7 +480,7 @@ def judge_category_volume(
     that change divided by a baseline: the median change of the judged categories when there
     are three or more, so one broken category cannot drag the baseline, else the change of all
     other categories together. Whole-day swings (a weekend, a holiday) move the baseline too,
-    so they cancel. A platform that loses most of its events stands out even when the day's
+    so they cancel. A platform that loses most of its events is still caught when the day's
     total and the share-based PSI stay within bounds. Categories whose reference mean is below
     ``min_reference_rows`` are listed, not judged.
     """

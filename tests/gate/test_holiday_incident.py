@@ -25,7 +25,7 @@ def test_holiday_model_blocked_by_recency(outcome):
 def test_holiday_model_fails_only_recency(outcome):
     details = outcome.details
     # Its aggregate recall is the better one on the shared holdout week, and every floor,
-    # slice, MFT, INV and serving limit passes: only the recency test stands in the way.
+    # slice, MFT, INV and serving limit passes: only the recency test fails.
     assert details["holiday_value"] > details["usual_value"]
     assert details["holiday_failed_rules"] == {"behavioral:dir_recency": BEHAVIORAL_TEST_FAILED}
     assert details["holiday_decision"] == "BLOCK"

@@ -570,7 +570,7 @@ def test_two_wrappers_one_exits_locked(spark, tmp_path, webhook):
     assert sorted(codes) == [1, EXIT_LOCKED], texts
     ran = texts[codes.index(1)]
     locked = texts[codes.index(EXIT_LOCKED)]
-    assert "another daily run holds the lock" in locked
+    assert "is taken by another daily run" in locked
     assert str(tmp_path / "warehouse" / "daily-pipeline.lock") in locked
     assert "stopped at validate_click_stream with exit 1" in ran
     assert "volume_row_count" in ran
@@ -618,6 +618,6 @@ def test_wrapper_exits_75_while_locked(launcher, tmp_path):
         holder.wait()
 
     assert result.returncode == EXIT_LOCKED
-    assert "another daily run holds the lock" in result.stderr
+    assert "is taken by another daily run" in result.stderr
     assert seconds < 20
     assert launched(log) == []
