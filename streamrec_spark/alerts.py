@@ -78,6 +78,7 @@ class FailedRule(Protocol):
     """A gate comparison, as ``streamrec_spark.gate.rules.Comparison`` defines it."""
 
     rule: str
+    kind: str
     candidate_value: float | None
     champion_value: float | None
     floor: float | None
@@ -159,7 +160,15 @@ def _context(text: str) -> dict[str, Any]:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(_escape(text), _SECTION_LIMIT)}]}
 
 
+# Comparison kinds (streamrec_spark.gate.rules) whose numbers have no champion side: the alert
+# shows the rule's own description, for example "DIR test dir_recency failed: failure rate 0.6
+# ... is above the allowed maximum 0.1", instead of candidate and champion values.
+_DESCRIBED_KINDS = frozenset({"behavioral", "data_validation"})
+
+
 def _rule_values(rule: FailedRule) -> list[str]:
+    if rule.kind in _DESCRIBED_KINDS and rule.detail:
+        return [rule.detail]
     values = [f"candidate {_number(rule.candidate_value)}", f"champion {_number(rule.champion_value)}"]
     if rule.floor is not None:
         values.append(f"floor {_number(rule.floor)}")
@@ -180,9 +189,11 @@ def build_gate_alert(
 ) -> AlertMessage:
     """Build the message for a blocked model from the gate's comparisons.
 
-    Only the comparisons that did not pass are listed, each with its candidate value, champion
-    value, floor, allowed regression or limit, and reason code. The first ``MAX_LISTED`` get
-    a block each and the rest are counted.
+    Only the comparisons that did not pass are listed, each with its reason code. Metric, slice
+    and serving rules show the candidate value, champion value, floor, allowed regression or
+    limit. Behavioral and data-validation rules show their description instead: which test or
+    dataset failed, what was measured and the threshold. The first ``MAX_LISTED`` get a block
+    each and the rest are counted.
     """
     failed = [comparison for comparison in comparisons if not comparison.passed]
     title = f"Gate {gate} blocked model {model_id}"
@@ -195,7 +206,7 @@ def build_gate_alert(
         code = rule.reason_code or "FAILED"
         values = _rule_values(rule)
         markdown = f"*{_escape(rule.rule)}* `{_escape(code)}`\n{_escape(', '.join(values))}"
-        if rule.detail:
+        if rule.detail and values != [rule.detail]:
             markdown += f"\n{_escape(rule.detail)}"
         blocks.append(_section(markdown))
         lines.append(f"- {rule.rule} {code}: {', '.join(values)}")

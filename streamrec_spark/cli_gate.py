@@ -11,6 +11,7 @@ import argparse
 import json
 import math
 import os
+import sys
 from dataclasses import replace
 from typing import Any
 
@@ -64,6 +65,9 @@ def command_gate(args: argparse.Namespace) -> int:
         print(json.dumps(_strict_json(document), indent=2, default=str, allow_nan=False))
     else:
         print(format_outcome(outcome))
+    if outcome.infrastructure_error is not None:
+        # Schedulers often keep only stderr: repeat the reason for exit 3 there, on one line.
+        print(f"streamrec-spark: {outcome.infrastructure_error}", file=sys.stderr)
     return outcome.exit_code
 
 
@@ -89,8 +93,8 @@ def add_subcommands(commands: argparse._SubParsersAction) -> None:
                       help="catalog database of the gate tables (default: the gate file's "
                            "tables.database)")
     gate.add_argument("--data-date", type=_date, default=None,
-                      help="partition date, YYYY-MM-DD, whose data-validation runs are summarized "
-                           "in the record (default: each dataset's latest partition)")
+                      help="partition date, YYYY-MM-DD, whose data-validation runs the gate "
+                           "requires and records (default: each dataset's latest partition)")
     gate.add_argument("--tracking-uri", default=None,
                       help="MLflow tracking URI (default: the gate file's, else a sqlite store "
                            "under <warehouse>/mlflow)")

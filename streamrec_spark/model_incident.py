@@ -2,9 +2,9 @@
 
 The behavioral replay (:mod:`streamrec_spark.behavioral.incident`) trains a usual model and a
 holiday model on the generated scenario, which is synthetic, and tests both on the same
-holdout week. This module carries both models on to production's last steps: each is probed
-for latency and size, then the usual model goes through the gate first and, if it passes,
-becomes the champion. The holiday model is gated next. The incident is caught when the gate
+holdout week. This module carries both models on to production's last steps. The usual model
+is first tested on its own week, before the holiday, then probed for latency and size and
+gated, and it becomes the champion when it passes. The holiday model is probed and gated next. The incident is caught when the gate
 blocks the holiday model on the behavioral recency test, even though its aggregate recall is
 the better one.
 """
@@ -18,9 +18,8 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from streamrec_spark.behavioral.config import load_suite_config
-from streamrec_spark.behavioral.incident import load_replay_config, replay_holiday
+from streamrec_spark.behavioral.incident import ReplayedModel, load_replay_config, replay_holiday
 from streamrec_spark.behavioral.scenario import generate_scenario, write_scenario
-from streamrec_spark.errors import InvalidRequestError
 from streamrec_spark.evaluation.config import load_evaluation_config
 from streamrec_spark.gate.config import load_gate_config
 from streamrec_spark.gate.driver import GateOutcome, GateRequest, apply_gate
@@ -65,9 +64,9 @@ def replay_holiday_model(
     """Replay the holiday model end to end and report whether the gate blocked it.
 
     Work files (the scenario's events and items, both saved models, the Delta tables and the
-    local MLflow store) go under ``workdir/holiday``. On the holiday model's serving week the
-    usual model is far below the floors, so the gate blocks it and the holiday model is judged
-    against the floors alone (no champion).
+    local MLflow store) go under ``workdir/holiday``. The usual model is gated first, on its
+    own week before the holiday, and becomes the champion when it passes. The holiday model is
+    then gated against it, both models' metrics coming from the shared holiday week.
     """
     root = Path(workdir).resolve() / "holiday"
     warehouse = str(root / "warehouse")
@@ -77,33 +76,42 @@ def replay_holiday_model(
     suite = replace(suite, database=database)
     models = load_models_config(MODELS_CONFIG)
     gate = load_gate_config(gate_config)
-    gate = replace(gate, tables=replace(gate.tables, database=database))
+    # The replay never validates the scenario's events against the click-stream contract, so
+    # its gate judges the model alone. The android-drop replay covers the data-validation stop.
+    gate = replace(gate, tables=replace(gate.tables, database=database), data_validation=None)
 
     events_path, _ = write_scenario(generate_scenario(spark, config.scenario), str(root / "scenario"))
-    replayed = replay_holiday(spark, config, suite, evaluation, models, root / "models", warehouse)
-    usual, holiday = replayed.usual, replayed.holiday
-    probes = {
-        model.label: _probe(spark, model.model_id, model.path, str(events_path), warehouse, database)
-        for model in (usual, holiday)
-    }
+    notes: list[str] = []
+    usual_gates: list[GateOutcome] = []
 
-    notes = [
+    def probe(model: ReplayedModel) -> None:
+        result = _probe(spark, model.model_id, model.path, str(events_path), warehouse, database)
+        latency = result.latency
+        p99 = f"p99 {latency.p99_ms:.2f} ms" if latency else f"probe {result.status} ({result.reason})"
+        notes.append(f"{model.label} model probe: {p99}, {result.size_mb or 0:.3f} MB")
+
+    def approve_usual(model: ReplayedModel) -> None:
+        # Before the holiday the usual model was the champion: it is probed and gated on its
+        # own week, and registered when it passes.
+        value = "NULL" if model.value is None else f"{model.value:.4f}"
+        notes.append(f"usual model on its own week: {config.compare_metric.name}@"
+                     f"{config.compare_metric.k} {value}")
+        probe(model)
+        outcome = apply_gate(spark, GateRequest(config=gate, model_id=model.model_id,
+                                                warehouse=warehouse, model_dir=model.path))
+        usual_gates.append(outcome)
+        notes.append(_gate_line(outcome))
+
+    replayed = replay_holiday(spark, config, suite, evaluation, models, root / "models", warehouse,
+                              approve_usual=approve_usual)
+    usual, holiday = replayed.usual, replayed.holiday
+    notes.append(
         f"both models were tested on the holdout {replayed.holdout_start:%Y-%m-%d} to "
         f"{replayed.holdout_end:%Y-%m-%d}: {config.compare_metric.name}@{config.compare_metric.k} "
-        f"usual {usual.value:.4f}, holiday {holiday.value:.4f}",
-    ]
-    for label, probe in probes.items():
-        latency = probe.latency
-        p99 = f"p99 {latency.p99_ms:.2f} ms" if latency else f"probe {probe.status} ({probe.reason})"
-        notes.append(f"{label} model probe: {p99}, {probe.size_mb or 0:.3f} MB")
-    usual_gate = None
-    try:
-        usual_gate = apply_gate(spark, GateRequest(config=gate, model_id=usual.model_id,
-                                                   warehouse=warehouse, model_dir=usual.path))
-        notes.append(_gate_line(usual_gate))
-    except InvalidRequestError as error:  # Raised when the usual model is already the champion.
-        logger.info("usual model not gated again: %s", error)
-        notes.append(f"usual model not gated again: {error}")
+        f"usual {usual.value:.4f}, holiday {holiday.value:.4f}"
+    )
+    probe(holiday)
+    usual_gate = usual_gates[0] if usual_gates else None
     holiday_gate = apply_gate(spark, GateRequest(config=gate, model_id=holiday.model_id,
                                                  warehouse=warehouse, model_dir=holiday.path))
     notes.append(_gate_line(holiday_gate))
@@ -119,6 +127,7 @@ def replay_holiday_model(
         "usual_value": usual.value,
         "holiday_value": holiday.value,
         "usual_decision": usual_gate.decision if usual_gate else None,
+        "usual_failed_rules": {c.rule: c.reason_code for c in usual_gate.failed} if usual_gate else None,
         "holiday_decision": holiday_gate.decision,
         "holiday_failed_rules": {rule: c.reason_code for rule, c in failed.items()},
         "holiday_registered": holiday_gate.registered,

@@ -28,8 +28,16 @@ from streamrec_spark.alerts import (
     send_and_record,
     write_alert,
 )
-from streamrec_spark.gate.config import AlertConfig
-from streamrec_spark.gate.rules import Comparison
+from streamrec_spark.gate.config import AlertConfig, DataValidationRequirement
+from streamrec_spark.gate.rules import (
+    BehavioralRow,
+    BehavioralRun,
+    Comparison,
+    ValidationRun,
+    ValidationSummary,
+    compare_behavioral,
+    compare_data_validation,
+)
 from streamrec_spark.validation.results import ExpectationResult
 
 SECRET_PATH = "/services/T0TEST/B0TEST/s3cr3t-t0ken"
@@ -153,6 +161,52 @@ def test_gate_alert_payload_content(no_env_url):
     assert len(rule_sections) == 3
     assert rule_sections[0].startswith("*recall_at_20* `BELOW_FLOOR`")
     assert "limit 45" in rule_sections[2]
+
+
+def test_behavioral_and_data_rows_read_well(no_env_url):
+    rows = (
+        BehavioralRow("dir_recency", "DIR", False, "failed", "FAILURE_RATE_ABOVE_MAX", 0.6, 0.1, "max_failure_rate", 100, 60),
+        BehavioralRow("mft_recall_web", "MFT", False, "errored", "EMPTY_SLICE", None, 0.1, "min_value", 0, 0),
+        BehavioralRow("inv_display_name", "INV", True, "passed", None, 1.0, 0.95, "min_unchanged_share", 150, 0),
+    )
+    tests = ("dir_recency", "mft_recall_web", "inv_display_name", "dir_more_sessions")
+    failed = compare_behavioral(tests, BehavioralRun("streamrec_recommendation_v2", "run-9", rows))
+    summary = ValidationSummary(
+        table="/warehouse/runs", table_found=True, partition_date=date(2024, 5, 1),
+        runs=(ValidationRun("click_stream", date(2024, 5, 1), "cs-run", "failed", blocking_failures=1),),
+    )
+    failed += compare_data_validation(DataValidationRequirement(("click_stream",)), summary)
+    message = build_gate_alert("streamrec_v2_gate", "candidate-7", failed)
+    with WebhookServer() as server:
+        result = send_alert(config(server.url), message)
+
+    assert result.sent
+    text = server.bodies[0]["text"]
+    assert "4 failed rules" in text
+    assert (
+        "- behavioral:dir_recency BEHAVIORAL_TEST_FAILED: DIR test dir_recency failed: failure rate "
+        "0.6 is above the allowed maximum 0.1; 60 of 100 cases failed (rate 0.6)"
+    ) in text
+    assert (
+        "- behavioral:mft_recall_web BEHAVIORAL_TEST_FAILED: MFT test mft_recall_web errored "
+        "(EMPTY_SLICE): no cases; a required test must pass"
+    ) in text
+    assert (
+        "- behavioral:dir_more_sessions INCOMPLETE_BEHAVIORAL_RESULT: required test "
+        "dir_more_sessions has no result in run run-9"
+    ) in text
+    assert (
+        "- data_validation:click_stream DATA_VALIDATION_FAILED: validation run cs-run of "
+        "click_stream for 2024-05-01 failed with 1 blocking check failures"
+    ) in text
+    assert "inv_display_name" not in text
+    assert "candidate 1" not in text
+    assert "champion n/a" not in text
+    sections = [block["text"]["text"] for block in server.bodies[0]["blocks"] if block["type"] == "section" and "text" in block]
+    assert sections[0] == (
+        "*behavioral:dir_recency* `BEHAVIORAL_TEST_FAILED`\nDIR test dir_recency failed: failure rate 0.6 "
+        "is above the allowed maximum 0.1; 60 of 100 cases failed (rate 0.6)"
+    )
 
 
 def test_feed_alert_payload_content(no_env_url):

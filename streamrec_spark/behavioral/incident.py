@@ -12,6 +12,7 @@ the usual model passes.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -164,6 +165,7 @@ def replay_holiday(
     work_dir: str | Path,
     warehouse: str | Path | None = None,
     run_id: str = "holiday-replay",
+    approve_usual: Callable[[ReplayedModel], None] | None = None,
 ) -> ReplayOutcome:
     """Generate the scenario, train both models, run the suite on each, and compare them.
 
@@ -173,7 +175,15 @@ def replay_holiday(
     test set. Models are saved under ``work_dir/<label>``. With ``warehouse``, metrics and
     behavioral results are written to the Delta tables under the model ids
     ``holiday-replay-usual`` and ``holiday-replay-holiday``.
+
+    With ``approve_usual`` (which needs ``warehouse``), the usual model is first tested on its
+    own holdout, the week after its training window, and its results are written under the run
+    id ``<run_id>-usual-week``. ``approve_usual`` is then called with that model before any
+    result of the shared holdout is written, so that it can be gated and become the champion
+    it was before the holiday.
     """
+    if approve_usual is not None and warehouse is None:
+        raise InvalidRequestError("approve_usual needs a warehouse to write the usual week's results to")
     if config.compare_metric not in evaluation.metrics:
         evaluation = replace(evaluation, metrics=(*evaluation.metrics, config.compare_metric))
     for label, end_day in (("usual", config.usual_train_end_day), ("holiday", config.holiday_train_end_day)):
@@ -191,26 +201,33 @@ def replay_holiday(
             model.fit(events, window, scenario.items)
             fitted[label] = (model, str(model.save(Path(work_dir) / label)))
 
-        start, end = default_holdout(fitted["holiday"][0], suite)
-        logger.info("holiday replay: both models are tested on the holdout window %s to %s", start, end)
-        inputs = SuiteInputs(events, start, end, scenario.items)
-        replayed = {}
-        for label, (model, path) in fitted.items():
-            run = run_suite(model, inputs, suite, evaluation)
+        def test_model(label: str, start: datetime, end: datetime, test_run_id: str) -> ReplayedModel:
+            model, path = fitted[label]
+            run = run_suite(model, SuiteInputs(events, start, end, scenario.items), suite, evaluation)
             value = run.metrics.value(config.compare_metric.name, config.compare_metric.k) if run.metrics else None
             model_id = f"holiday-replay-{label}"
             if warehouse is not None:
                 if run.metrics is not None:
                     write_model_metrics(
-                        spark, run.metrics.rows, model_id=model_id, run_id=run_id, warehouse=warehouse,
+                        spark, run.metrics.rows, model_id=model_id, run_id=test_run_id, warehouse=warehouse,
                         database=evaluation.database, table=evaluation.metrics_table,
                         holdout_start=start.date(), holdout_end=end.date(),
                     )
                 write_behavioral_results(
-                    spark, run.results, model_id=model_id, run_id=run_id, suite=suite.name, warehouse=warehouse,
-                    database=suite.database, table=suite.results_table,
+                    spark, run.results, model_id=model_id, run_id=test_run_id, suite=suite.name,
+                    warehouse=warehouse, database=suite.database, table=suite.results_table,
                 )
-            replayed[label] = ReplayedModel(label, model_id, path, value, run)
+            return ReplayedModel(label, model_id, path, value, run)
+
+        if approve_usual is not None:
+            usual_start, usual_end = default_holdout(fitted["usual"][0], suite)
+            logger.info("holiday replay: the usual model is tested on its own holdout %s to %s",
+                        usual_start, usual_end)
+            approve_usual(test_model("usual", usual_start, usual_end, f"{run_id}-usual-week"))
+
+        start, end = default_holdout(fitted["holiday"][0], suite)
+        logger.info("holiday replay: both models are tested on the holdout window %s to %s", start, end)
+        replayed = {label: test_model(label, start, end, run_id) for label in fitted}
     finally:
         events.unpersist()
 

@@ -1,4 +1,5 @@
-"""Gate configuration: metric rules, sliced floors, behavioral suite, serving limits, alerts.
+"""Gate configuration: metric rules, sliced floors, behavioral suite, serving limits, the
+data-validation requirement, MLflow and alerts.
 
 A gate YAML file (``conf/gates/*.yaml``) is parsed once into the frozen dataclasses below. Every
 problem in the file is reported at once with ``file:line``, as one :class:`ConfigError`.
@@ -18,6 +19,17 @@ from streamrec_spark.evaluation.config_reader import ConfigReader
 
 DEFAULT_TOLERANCE = 1e-9
 DEFAULT_ALERT_URL_ENV = "STREAMREC_ALERT_WEBHOOK_URL"
+# Relative paths in a gate file that are not found next to it are looked up here: the
+# repository root, which contains the bundled conf/ folder.
+# NOTE: this is true for a source checkout or an editable install only. A built wheel does not
+# ship conf/, so there a relative path must resolve next to the gate file.
+BUNDLED_ROOT = Path(__file__).resolve().parents[2]
+# MLflow's HTTP client settings for a tracking or registry server. MLflow's own defaults (7
+# retries, backoff factor 2, 120 s timeout in MLflow 3.17) keep a run waiting for minutes when the
+# server is down.
+DEFAULT_HTTP_TIMEOUT_SECONDS = 10
+DEFAULT_HTTP_MAX_RETRIES = 2
+DEFAULT_HTTP_BACKOFF_FACTOR = 1
 
 _METRIC_RULE_PATTERN = re.compile(r"^(?P<metric>[a-z_]+?)_at_(?P<k>[1-9][0-9]*)$")
 _SLICE_PATTERN = re.compile(r"^(all|new_users|top_active|platform=[A-Za-z0-9_.-]+)$")
@@ -31,6 +43,7 @@ _TOP_KEYS = (
     "slice_floors",
     "behavioral",
     "serving",
+    "data_validation",
     "tables",
     "mlflow",
     "alerts",
@@ -89,6 +102,17 @@ class ServingLimits:
 
 
 @dataclass(frozen=True)
+class DataValidationRequirement:
+    """The datasets whose latest validation run for the gate's data date must have been accepted.
+
+    A run is accepted when its status is ``passed`` or ``warned`` (only non-blocking checks
+    failed). A failed or errored run, no run, or no ``runs`` table blocks the gate.
+    """
+
+    datasets: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class GateTables:
     """Table names the gate reads its inputs from and writes its decisions to, in the warehouse."""
 
@@ -103,11 +127,19 @@ class GateTables:
 
 @dataclass(frozen=True)
 class MlflowSettings:
-    """MLflow experiment and stores; a ``None`` URI means the local store under the warehouse."""
+    """MLflow experiment and stores; a ``None`` URI means the local store under the warehouse.
+
+    The ``http_*`` settings bound each request to an MLflow server: a timeout in seconds per
+    attempt, the number of retries after the first attempt, and the exponential backoff factor
+    in seconds. They apply unless the environment sets MLflow's own variables.
+    """
 
     experiment: str
     tracking_uri: str | None = None
     registry_uri: str | None = None
+    http_timeout_seconds: int = DEFAULT_HTTP_TIMEOUT_SECONDS
+    http_max_retries: int = DEFAULT_HTTP_MAX_RETRIES
+    http_backoff_factor: int = DEFAULT_HTTP_BACKOFF_FACTOR
 
 
 @dataclass(frozen=True)
@@ -142,6 +174,7 @@ class GateConfig:
     mlflow: MlflowSettings
     alerts: AlertConfig
     source: str = ""
+    data_validation: DataValidationRequirement | None = None
 
 
 def parse_metric_rule_name(name: str) -> tuple[str, int] | None:
@@ -227,7 +260,15 @@ def _read_behavioral(
     reader.string(node, "required", "behavioral", default="all", choices=("all",))
     if not suite_file:
         return None
-    path = Path(suite_file) if Path(suite_file).is_absolute() else _resolve(base, suite_file)
+    path, tried = resolve_config_path(base, suite_file)
+    if path is None:
+        reader.problem(
+            node.where("suite_file"),
+            f"behavioral suite file '{suite_file}' not found; tried {' and '.join(map(str, tried))}. "
+            "Set 'behavioral.suite_file' to an absolute path or to a path relative to the gate "
+            "file's folder",
+        )
+        return None
     try:
         suite_config = load_suite_config(path)
     except ConfigError as exc:
@@ -244,13 +285,22 @@ def _read_behavioral(
     return BehavioralRequirement(suite=suite, suite_file=str(path), tests=tests)
 
 
-def _resolve(base: Path, relative: str) -> Path:
-    """Resolve a path from the config file's folder, then its parents (for ``conf/...`` paths)."""
-    for folder in (base, *base.parents):
-        candidate = folder / relative
-        if candidate.exists():
-            return candidate
-    return base / relative
+def resolve_config_path(base: Path, value: str) -> tuple[Path | None, tuple[Path, ...]]:
+    """Find a file that a gate file names. Return the path found (or None) and every path tried.
+
+    An absolute ``value`` is used as it is. A relative one is looked up first in ``base``, the
+    gate file's folder, and then under :data:`BUNDLED_ROOT`, so ``conf/behavioral/suite.yaml``
+    still finds the bundled suite when the gate file is copied elsewhere.
+    """
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        candidates: tuple[Path, ...] = (path,)
+    else:
+        candidates = tuple(dict.fromkeys((base / path, BUNDLED_ROOT / path)))
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate, candidates
+    return None, candidates
 
 
 def _read_serving(reader: ConfigReader, root: SourceMap) -> ServingLimits | None:
@@ -265,6 +315,30 @@ def _read_serving(reader: ConfigReader, root: SourceMap) -> ServingLimits | None
     if "max_size_mb" in node and size == 0.0:
         reader.problem(node.where("max_size_mb"), "'serving.max_size_mb' must be above 0")
     return ServingLimits(max_p99_latency_ms=latency, max_size_mb=size)
+
+
+def _read_data_validation(
+    reader: ConfigReader, root: SourceMap
+) -> DataValidationRequirement | None:
+    if root.get("data_validation") is None:
+        return None
+    node = reader.mapping(root, "data_validation", "data_validation")
+    reader.check_keys(node, ("datasets",), "data_validation")
+    datasets = reader.string_list(node, "datasets", "data_validation")
+    if "datasets" in node and not datasets and isinstance(node.get("datasets"), list):
+        reader.problem(
+            node.where("datasets"),
+            "'data_validation.datasets' is empty; list at least one dataset, for example "
+            "[click_stream], or remove the 'data_validation' section",
+        )
+    for dataset in sorted({name for name in datasets if datasets.count(name) > 1}):
+        reader.problem(
+            node.where("datasets"), f"'data_validation.datasets' lists {dataset!r} more than once"
+        )
+    for dataset in datasets:
+        if not dataset.strip():
+            reader.problem(node.where("datasets"), "'data_validation.datasets' has an empty name")
+    return DataValidationRequirement(datasets=datasets)
 
 
 def _read_tables(reader: ConfigReader, root: SourceMap) -> GateTables:
@@ -285,11 +359,45 @@ def _optional_string(reader: ConfigReader, node: SourceMap, key: str, name: str)
 
 def _read_mlflow(reader: ConfigReader, root: SourceMap, gate_name: str) -> MlflowSettings:
     node = reader.mapping(root, "mlflow", "mlflow", required=False)
-    reader.check_keys(node, ("experiment", "tracking_uri", "registry_uri"), "mlflow")
+    reader.check_keys(
+        node,
+        (
+            "experiment",
+            "tracking_uri",
+            "registry_uri",
+            "http_timeout_seconds",
+            "http_max_retries",
+            "http_backoff_factor",
+        ),
+        "mlflow",
+    )
+    # MLflow parses its HTTP variables as integers, so these are integers too.
+    timeout = reader.integer(
+        node, "http_timeout_seconds", "mlflow", default=DEFAULT_HTTP_TIMEOUT_SECONDS, minimum=1
+    )
+    retries = reader.integer(
+        node, "http_max_retries", "mlflow", default=DEFAULT_HTTP_MAX_RETRIES, minimum=0
+    )
+    backoff = reader.integer(
+        node, "http_backoff_factor", "mlflow", default=DEFAULT_HTTP_BACKOFF_FACTOR, minimum=0
+    )
+    # MLflow 3.17 rejects more than 10 retries and a backoff factor above 120.
+    if retries > 10:
+        reader.problem(
+            node.where("http_max_retries"), f"'mlflow.http_max_retries' must be at most 10, found {retries}"
+        )
+    if backoff > 120:
+        reader.problem(
+            node.where("http_backoff_factor"),
+            f"'mlflow.http_backoff_factor' must be at most 120, found {backoff}",
+        )
     return MlflowSettings(
         experiment=reader.string(node, "experiment", "mlflow", default=gate_name or "gate"),
         tracking_uri=_optional_string(reader, node, "tracking_uri", "mlflow"),
         registry_uri=_optional_string(reader, node, "registry_uri", "mlflow"),
+        http_timeout_seconds=timeout,
+        http_max_retries=retries,
+        http_backoff_factor=backoff,
     )
 
 
@@ -320,8 +428,8 @@ def load_gate_config(path: str | Path) -> GateConfig:
     """Parse a gate YAML file.
 
     Raises ConfigError (exit code 2) listing every problem with ``file:line``: unknown keys,
-    numbers that are not finite or are out of range, invalid rule or slice names, and a gate
-    without any metric rule.
+    numbers that are not finite or are out of range, invalid rule or slice names, a behavioral
+    suite file that is not found, and a gate without any metric rule.
     """
     path = Path(path)
     reader = ConfigReader(path)
@@ -335,6 +443,7 @@ def load_gate_config(path: str | Path) -> GateConfig:
     slice_floors = _read_slice_floors(reader, root)
     behavioral = _read_behavioral(reader, root, path.resolve().parent)
     serving = _read_serving(reader, root)
+    data_validation = _read_data_validation(reader, root)
     tables = _read_tables(reader, root)
     mlflow = _read_mlflow(reader, root, name)
     alerts = _read_alerts(reader, root)
@@ -352,4 +461,5 @@ def load_gate_config(path: str | Path) -> GateConfig:
         mlflow=mlflow,
         alerts=alerts,
         source=str(path),
+        data_validation=data_validation,
     )

@@ -39,6 +39,7 @@ from streamrec_spark.gate.rules import (
     Decision,
     ModelMetrics,
     ProbeResult,
+    ValidationSummary,
     decide,
 )
 from streamrec_spark.gate.store import Champion, DecisionRecord, GateStore
@@ -54,8 +55,8 @@ class GateRequest:
     """A request to judge ``model_id`` with a parsed gate configuration.
 
     With ``register`` (the default), a model that passes is registered in MLflow from
-    ``model_dir``, which must then be an existing folder. ``data_date`` picks the partition
-    whose data-validation runs are summarized (default: each dataset's latest partition).
+    ``model_dir``, which must then be an existing folder. ``data_date`` is the partition whose
+    data-validation runs are judged and recorded (default: each dataset's latest partition).
     ``tracking_uri`` and ``registry_uri`` override the configuration's.
     """
 
@@ -122,6 +123,17 @@ class GateOutcome:
         return self.decision == PASS
 
     @property
+    def infrastructure_error(self) -> str | None:
+        """Return one line on why the exit code is 3 although a decision was made, else None."""
+        if self.exit_code != EXIT_INFRASTRUCTURE:
+            return None
+        cause = self.tracking_error or "MLflow did not return a registered version"
+        return (
+            f"gate run {self.decision_id} decided {self.decision} for model {self.model_id} and "
+            f"recorded it in Delta, but MLflow recording or registration failed: {cause}"
+        )
+
+    @property
     def failed(self) -> tuple[Comparison, ...]:
         return tuple(comparison for comparison in self.comparisons if not comparison.passed)
 
@@ -137,18 +149,29 @@ def _comparison_dict(comparison: Comparison) -> dict[str, Any]:
     return values
 
 
-def _validation_params(runs: list[dict[str, Any]]) -> dict[str, Any]:
+def _validation_params(summary: ValidationSummary) -> dict[str, Any]:
     """Flatten the data-validation runs into scalar ``<dataset>.<field>`` entries."""
     flat: dict[str, Any] = {
-        "datasets": len(runs),
+        "runs_table_found": summary.table_found,
+        "partition_date": summary.partition_date.isoformat() if summary.partition_date else None,
+        "datasets": len(summary.runs),
         "datasets_not_accepted": sum(
-            1 for run in runs if run.get("status") not in (RUN_PASSED, RUN_WARNED)
+            1 for run in summary.runs if run.status not in (RUN_PASSED, RUN_WARNED)
         ),
     }
-    for run in runs:
+    for run in summary.runs:
+        record = run.to_record()
         for key in ("partition_date", "run_id", "status", "exit_code", "blocking_failures"):
-            flat[f"{run['dataset']}.{key}"] = run.get(key)
+            flat[f"{run.dataset}.{key}"] = record[key]
     return flat
+
+
+def _window(metrics: ModelMetrics | None) -> list[str | None] | None:
+    """Return an evaluation run's holdout window as ISO dates, or None when none was recorded."""
+    if metrics is None or metrics.holdout_start is None:
+        return None
+    end = metrics.holdout_end.isoformat() if metrics.holdout_end else None
+    return [metrics.holdout_start.isoformat(), end]
 
 
 def build_record(
@@ -160,13 +183,14 @@ def build_record(
     metrics: ModelMetrics,
     behavioral: BehavioralRun | None,
     probe: ProbeResult | None,
-    validation_runs: list[dict[str, Any]],
+    validation: ValidationSummary,
     decided_at: datetime,
+    champion_metrics: ModelMetrics | None = None,
 ) -> dict[str, Any]:
     """Build the JSON-able decision record that MLflow stores as the run's ``decision.json``.
 
     ``run_id`` is the gate run (the decision id). ``inputs`` names the evaluation, behavioral
-    and probe runs the decision read.
+    and probe runs the decision read, and the champion's evaluation run and its holdout window.
     """
     return {
         "gate": config.name,
@@ -182,6 +206,9 @@ def build_record(
         "config_file": config.source,
         "inputs": {
             "metrics_run_id": metrics.run_id,
+            "holdout": _window(metrics),
+            "champion_metrics_run_id": champion_metrics.run_id if champion_metrics else None,
+            "champion_holdout": _window(champion_metrics),
             "behavioral_suite": behavioral.suite if behavioral else None,
             "behavioral_run_id": behavioral.run_id if behavioral else None,
             "probe_run_id": probe.run_id if probe else None,
@@ -189,8 +216,8 @@ def build_record(
         "comparisons": [_comparison_dict(comparison) for comparison in decision.comparisons],
         "behavioral": [asdict(row) for row in behavioral.rows] if behavioral else [],
         "probe": asdict(probe) if probe else None,
-        "data_validation": _validation_params(validation_runs),
-        "data_validation_runs": validation_runs,
+        "data_validation": _validation_params(validation),
+        "data_validation_runs": [run.to_record() for run in validation.runs],
     }
 
 
@@ -205,6 +232,9 @@ def _track(
         registry_uri=request.registry_uri or config.mlflow.registry_uri,
         experiment=config.mlflow.experiment,
         registered_model_name=config.registered_model_name,
+        http_timeout_seconds=config.mlflow.http_timeout_seconds,
+        http_max_retries=config.mlflow.http_max_retries,
+        http_backoff_factor=config.mlflow.http_backoff_factor,
     )
     try:
         result = tracking.record_decision(
@@ -254,9 +284,10 @@ def _record_error(
 def apply_gate(spark: SparkSession, request: GateRequest) -> GateOutcome:
     """Judge the candidate, record the decision in MLflow and Delta, and return the outcome.
 
-    The exit code is 0 on PASS, 1 on BLOCK, and 3 on a PASS whose requested registration
-    failed. Such a decision is recorded as PASS with ``registered`` false, so the model does
-    not become the champion.
+    The exit code is 0 on PASS and 1 on BLOCK. It is 3 when the MLflow record failed (an
+    unreachable tracking server, for example) or a requested registration failed. The decision
+    is then still written to Delta, with the MLflow message in ``tracking_error``, and a PASS
+    that was not registered does not become the champion.
 
     Raises InvalidRequestError (exit 2) for an invalid request and when the candidate is the
     gate's champion already. Raises ComputationError (exit 3) when a table cannot be read or
@@ -288,9 +319,18 @@ def apply_gate(spark: SparkSession, request: GateRequest) -> GateOutcome:
         if champion is not None:
             metric_runs[champion.model_id] = champion.metrics_run_id
             probe_runs[champion.model_id] = champion.probe_run_id
-        read_metrics = inputs.read_model_metrics(spark, warehouse, tables, metric_runs)
+        read_metrics = inputs.read_model_metrics(
+            spark, warehouse, tables, metric_runs, same_holdout_as=request.model_id
+        )
         metrics = read_metrics[request.model_id]
         champion_metrics = read_metrics[champion.model_id] if champion is not None else None
+        if champion_metrics is not None:
+            logger.info(
+                "champion %s: metrics of run %s (holdout %s to %s)%s", champion.model_id,
+                champion_metrics.run_id, champion_metrics.holdout_start, champion_metrics.holdout_end,
+                "" if champion_metrics.run_id == champion.metrics_run_id
+                else ", the candidate's holdout window, instead of the run it was approved on",
+            )
         behavioral = None
         if config.behavioral is not None:
             behavioral = inputs.read_behavioral_run(
@@ -301,21 +341,25 @@ def apply_gate(spark: SparkSession, request: GateRequest) -> GateOutcome:
             probes = inputs.read_probes(spark, warehouse, tables, probe_runs)
             probe = probes[request.model_id]
             champion_probe = probes[champion.model_id] if champion is not None else None
-        validation_runs = inputs.read_validation_summary(spark, warehouse, tables, request.data_date)
+        validation = inputs.read_validation_summary(spark, warehouse, tables, request.data_date)
     except ComputationError as exc:
         _record_error(store, config, decision_id, request.model_id, champion, exc, decided_at)
         raise
 
-    decision = decide(config, metrics, champion_metrics, behavioral, probe, champion_probe)
+    decision = decide(
+        config, metrics, champion_metrics, behavioral, probe, champion_probe, validation
+    )
     record = build_record(
         config, decision_id, request.model_id, decision, champion, metrics, behavioral, probe,
-        validation_runs, decided_at,
+        validation, decided_at, champion_metrics,
     )
     register = decision.passed and request.register
     mlflow_run_id, version, tracking_error = _track(config, request, record, register)
     registered = register and version is not None
-    if decision.passed:
-        exit_code = EXIT_INFRASTRUCTURE if register and not registered else EXIT_PASSED
+    if tracking_error is not None or (register and not registered):
+        exit_code = EXIT_INFRASTRUCTURE
+    elif decision.passed:
+        exit_code = EXIT_PASSED
     else:
         exit_code = EXIT_FAILED
     if register and not registered:
@@ -349,7 +393,9 @@ def apply_gate(spark: SparkSession, request: GateRequest) -> GateOutcome:
             behavioral_suite=behavioral.suite if behavioral else None,
             behavioral_run_id=behavioral.run_id if behavioral else None,
             probe_run_id=probe.run_id if probe else None,
-            data_validation=json.dumps(validation_runs, sort_keys=True),
+            data_validation=json.dumps(
+                [run.to_record() for run in validation.runs], sort_keys=True
+            ),
             mlflow_run_id=mlflow_run_id,
             tracking_error=tracking_error,
             config_file=config.source,
@@ -388,7 +434,7 @@ def apply_gate(spark: SparkSession, request: GateRequest) -> GateOutcome:
         metrics_run_id=metrics.run_id,
         behavioral=behavioral,
         probe=probe,
-        data_validation=tuple(validation_runs),
+        data_validation=tuple(run.to_record() for run in validation.runs),
         decided_at=decided_at,
         record=record,
         alert=alert,
@@ -459,14 +505,15 @@ def format_outcome(outcome: GateOutcome) -> str:
         lines.append(f"registered as version {outcome.registered_version}; it is the new champion")
     elif outcome.decision == PASS:
         lines.append("not registered, so it does not become the champion")
-    if outcome.tracking_error:
-        lines.append(f"MLflow: {outcome.tracking_error}")
-    elif outcome.mlflow_run_id:
+    # A tracking error is printed once, in the exit 3 line at the end.
+    if outcome.mlflow_run_id and not outcome.tracking_error:
         lines.append(f"MLflow run {outcome.mlflow_run_id}")
     if outcome.alert is not None:
         alert = outcome.alert
         state = "sent" if alert.sent else f"not sent ({alert.reason}{': ' + alert.error if alert.error else ''})"
         lines.append(f"alert {state} after {alert.attempts} attempt(s)")
-    if outcome.decision == BLOCK:
+    if outcome.infrastructure_error is not None:
+        lines.append(f"exit 3: {outcome.infrastructure_error}")
+    elif outcome.decision == BLOCK:
         lines.append("exit 1: the model is blocked")
     return "\n".join(lines)

@@ -2,9 +2,9 @@
 
 Every read filters on ``model_id`` (the partition column of the model tables) and collects a
 few dozen rows per model and run to the driver, in one Spark job per table: the gate never
-reads events or recommendations. A table that does
-not exist yet reads as no rows, so the rules fail closed on it. Any other read failure raises
-ComputationError (exit code 3).
+reads events or recommendations. A table that does not exist yet reads as no rows, so the
+rules fail closed on it. Any other read failure raises ComputationError (exit code 3) with one
+line that names the table's path, the root cause and the fix.
 """
 
 from __future__ import annotations
@@ -12,8 +12,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from datetime import date
+from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
+from py4j.protocol import Py4JJavaError
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
@@ -26,6 +29,8 @@ from streamrec_spark.gate.rules import (
     MetricValue,
     ModelMetrics,
     ProbeResult,
+    ValidationRun,
+    ValidationSummary,
 )
 
 logger = logging.getLogger(__name__)
@@ -37,6 +42,50 @@ PROBE_COLUMNS = (
     "model_id", "run_id", "requests", "p50_ms", "p99_ms", "max_ms", "size_mb", "status", "reason",
     "probed_at",
 )
+_MAX_CAUSE_LENGTH = 300
+
+# The stage that writes each input table, named in the fix of a read failure.
+WRITERS = {
+    "model metrics": "the evaluate_model stage",
+    "behavioral results": "the run_behavioral stage",
+    "serving probes": "the probe_model stage",
+    "data-validation runs": "the validate_<feed> stages",
+}
+
+
+def root_cause(error: BaseException) -> str:
+    """Return one line naming the root cause of a Spark or Delta failure.
+
+    A failed Spark job reaches Python as a Py4JJavaError whose first line only names the JVM
+    call ("An error occurred while calling o141.collectToPython"). The deepest Java cause names
+    the problem, for example a missing Parquet file or an invalid Delta log entry.
+    """
+    text = ""
+    if isinstance(error, Py4JJavaError):
+        try:
+            cause = error.java_exception
+            while cause.getCause() is not None:
+                cause = cause.getCause()
+            text = str(cause.toString())
+        except Exception:  # the JVM may be gone, so the Python text is used instead
+            text = ""
+    if not text:
+        text = str(getattr(error, "desc", None) or error)
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    first = first or type(error).__name__
+    if len(first) > _MAX_CAUSE_LENGTH:
+        first = first[: _MAX_CAUSE_LENGTH - 3] + "..."
+    return first
+
+
+def unreadable_table_error(path: str, description: str, error: BaseException) -> ComputationError:
+    """Build the one-line ComputationError for a Delta table that exists but cannot be read."""
+    writer = WRITERS.get(description, "the stage that writes it")
+    return ComputationError(
+        f"cannot read the {description} table {path}: {root_cause(error)}. The table's log or "
+        f"data files are damaged or missing: restore the folder from a backup, or move it aside "
+        f"and re-run {writer} to write it again"
+    )
 
 
 def _guarded(path: str, description: str, read: Callable[[], T]) -> T:
@@ -45,17 +94,36 @@ def _guarded(path: str, description: str, read: Callable[[], T]) -> T:
     except ComputationError:
         raise
     except Exception as exc:  # py4j and Delta raise several unrelated types here
-        first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-        raise ComputationError(f"reading {description} from {path} failed: {first.strip()[:300]}") from exc
+        logger.debug("reading %s from %s failed", description, path, exc_info=True)
+        raise unreadable_table_error(path, description, exc) from exc
 
 
-def _load(spark: SparkSession, warehouse: str, table: str) -> tuple[str, DataFrame | None]:
+def _load(
+    spark: SparkSession, warehouse: str, table: str, description: str
+) -> tuple[str, DataFrame | None]:
     """Return the table's path and a DataFrame over it, or None when no Delta table is there."""
     path = delta_tables.table_path(warehouse, table)
-    if not _guarded(path, table, lambda: delta_tables.table_exists(spark, path)):
+    if not _guarded(path, description, lambda: delta_tables.table_exists(spark, path)):
+        if _local_folder_with_files(path):
+            raise ComputationError(
+                f"cannot read the {description} table {path}: the folder has files but no Delta "
+                f"log (_delta_log). Restore the log from a backup, or move the folder aside and "
+                f"re-run {WRITERS.get(description, 'the stage that writes it')} to write it again"
+            )
         logger.warning("table %s does not exist; the gate sees no rows in it", path)
         return path, None
-    return path, _guarded(path, table, lambda: spark.read.format("delta").load(path))
+    return path, _guarded(path, description, lambda: spark.read.format("delta").load(path))
+
+
+def _local_folder_with_files(path: str) -> bool:
+    """Return True when ``path`` is a local folder (or ``file:`` URI) that contains any file."""
+    # NOTE: only local folders are checked. On another file system (s3a://, abfss://) a
+    # folder without a Delta log reads as a missing table, which blocks the gate.
+    parts = urlsplit(path)
+    if parts.scheme not in ("", "file"):
+        return False
+    folder = Path(unquote(parts.path) if parts.scheme == "file" else path)
+    return folder.is_dir() and any(item.is_file() for item in folder.rglob("*"))
 
 
 def _latest(rows: list[Any], time_column: str) -> str | None:
@@ -65,20 +133,32 @@ def _latest(rows: list[Any], time_column: str) -> str | None:
     return max(rows, key=lambda row: (row[time_column], row["run_id"]))["run_id"]
 
 
+def _holdout(rows: list[Any], model_id: str, run_id: str | None) -> tuple[Any, Any] | None:
+    """Return the (holdout_start, holdout_end) of a model's run, or None when it has no window."""
+    for row in rows:
+        if row["model_id"] == model_id and row["run_id"] == run_id and row["holdout_start"] is not None:
+            return row["holdout_start"], row["holdout_end"]
+    return None
+
+
 def read_model_metrics(
     spark: SparkSession,
     warehouse: str,
     tables: GateTables,
     runs: Mapping[str, str | None],
+    same_holdout_as: str | None = None,
 ) -> dict[str, ModelMetrics]:
     """Read the metric rows of one evaluation run per model, in one Spark job.
 
     ``runs`` maps each model id to the run to read, or to None for its latest run (by
-    ``evaluated_at``). Input-check rows (no ``k``) are left out. A model without rows gets a
-    ModelMetrics with ``run_id`` None and no values.
+    ``evaluated_at``). With ``same_holdout_as`` (a model id of ``runs``), every other model is
+    read from its latest run on that model's holdout window when it has one, because metrics
+    are only comparable on one test set, and from its run in ``runs`` otherwise. Input-check
+    rows (no ``k``) are left out. A model without rows gets a ModelMetrics with ``run_id`` None
+    and no values.
     """
     empty = {model_id: ModelMetrics(model_id=model_id, run_id=None) for model_id in runs}
-    path, table = _load(spark, warehouse, tables.model_metrics_table)
+    path, table = _load(spark, warehouse, tables.model_metrics_table, "model metrics")
     if table is None:
         return empty
 
@@ -89,16 +169,28 @@ def read_model_metrics(
             table.where(F.col("model_id").isin(list(runs)) & F.col("k").isNotNull())
             .select(
                 "model_id", "run_id", "evaluated_at", "slice", "metric", "k", "value", "status",
-                "reason", "user_count",
+                "reason", "user_count", "holdout_start", "holdout_end",
             )
             .collect()
         )
 
     rows = _guarded(path, "model metrics", read)
+    chosen_runs = {
+        model_id: run_id if run_id is not None
+        else _latest([row for row in rows if row["model_id"] == model_id], "evaluated_at")
+        for model_id, run_id in runs.items()
+    }
+    if same_holdout_as is not None:
+        window = _holdout(rows, same_holdout_as, chosen_runs[same_holdout_as])
+        for model_id in runs:
+            on_window = [row for row in rows if row["model_id"] == model_id
+                         and (row["holdout_start"], row["holdout_end"]) == window]
+            if model_id != same_holdout_as and window is not None and on_window:
+                chosen_runs[model_id] = _latest(on_window, "evaluated_at")
     result = dict(empty)
-    for model_id, run_id in runs.items():
+    for model_id in runs:
         of_model = [row for row in rows if row["model_id"] == model_id]
-        chosen = run_id if run_id is not None else _latest(of_model, "evaluated_at")
+        chosen = chosen_runs[model_id]
         values = {
             (row["metric"], int(row["k"]), row["slice"]): MetricValue(
                 metric=row["metric"],
@@ -112,7 +204,11 @@ def read_model_metrics(
             for row in of_model
             if row["run_id"] == chosen
         }
-        result[model_id] = ModelMetrics(model_id=model_id, run_id=chosen if values else None, values=values)
+        holdout = _holdout(rows, model_id, chosen) if values else None
+        result[model_id] = ModelMetrics(
+            model_id=model_id, run_id=chosen if values else None, values=values,
+            holdout_start=holdout[0] if holdout else None, holdout_end=holdout[1] if holdout else None,
+        )
         logger.info("model %s: %d metric rows of run %s", model_id, len(values), result[model_id].run_id)
     return result
 
@@ -125,7 +221,7 @@ def read_behavioral_run(
     Rows without a ``suite`` value, written before the column existed, do not count. A table
     without the ``suite`` column at all reads as no run.
     """
-    path, table = _load(spark, warehouse, tables.behavioral_table)
+    path, table = _load(spark, warehouse, tables.behavioral_table, "behavioral results")
     if table is None:
         return BehavioralRun(suite=suite, run_id=None)
     if "suite" not in table.columns:
@@ -181,7 +277,7 @@ def read_probes(
     table lacks a column the gate reads.
     """
     result: dict[str, ProbeResult | None] = {model_id: None for model_id in runs}
-    path, table = _load(spark, warehouse, tables.probes_table)
+    path, table = _load(spark, warehouse, tables.probes_table, "serving probes")
     if table is None:
         return result
     missing = [column for column in PROBE_COLUMNS if column not in table.columns]
@@ -220,25 +316,25 @@ def read_probes(
 
 def read_validation_summary(
     spark: SparkSession, warehouse: str, tables: GateTables, partition_date: date | None = None
-) -> list[dict[str, Any]]:
-    """Summarize the data-validation ``runs`` table: the latest run of each dataset.
+) -> ValidationSummary:
+    """Read the latest data-validation run of each dataset from the ``runs`` table.
 
     With ``partition_date``, the latest run of that partition of each dataset; without it, the
-    latest run of each dataset's most recent partition. Returns JSON-ready dicts (dates as ISO
-    strings), sorted by dataset, and an empty list when the table does not exist.
+    latest run of each dataset's most recent partition. The runs are sorted by dataset. When the
+    table does not exist, the summary has ``table_found`` False and no runs.
     """
-    path, table = _load(spark, warehouse, tables.runs_table)
+    path, table = _load(spark, warehouse, tables.runs_table, "data-validation runs")
     if table is None:
-        return []
+        return ValidationSummary(table=path, table_found=False, partition_date=partition_date)
 
-    def read() -> list[dict[str, Any]]:
+    def read() -> list[Any]:
         frame = table
         if partition_date is not None:
             frame = frame.where(F.col("partition_date") == F.lit(partition_date))
         order = Window.partitionBy("dataset").orderBy(
             F.col("partition_date").desc(), F.col("finished_at").desc(), F.col("run_id").desc()
         )
-        rows = (
+        return (
             frame.withColumn("position", F.row_number().over(order))
             .where(F.col("position") == 1)
             .select(
@@ -248,12 +344,28 @@ def read_validation_summary(
             .orderBy("dataset")
             .collect()
         )
-        summary = []
-        for row in rows:
-            record = row.asDict()
-            record["partition_date"] = record["partition_date"].isoformat()
-            record["finished_at"] = record["finished_at"].isoformat()
-            summary.append(record)
-        return summary
 
-    return _guarded(path, "data-validation runs", read)
+    rows = _guarded(path, "data-validation runs", read)
+    runs = tuple(
+        ValidationRun(
+            dataset=row["dataset"],
+            partition_date=row["partition_date"],
+            run_id=row["run_id"],
+            status=row["status"],
+            exit_code=row["exit_code"],
+            error_code=row["error_code"],
+            expectations_total=row["expectations_total"],
+            expectations_failed=row["expectations_failed"],
+            blocking_failures=row["blocking_failures"],
+            finished_at=row["finished_at"],
+        )
+        for row in rows
+    )
+    logger.info(
+        "data validation for %s: %s",
+        partition_date.isoformat() if partition_date else "the latest partitions",
+        ", ".join(f"{run.dataset} {run.status}" for run in runs) or "no runs",
+    )
+    return ValidationSummary(
+        table=path, table_found=True, partition_date=partition_date, runs=runs
+    )

@@ -11,9 +11,17 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
 
 from streamrec_spark.errors import ConfigError
-from streamrec_spark.gate.config import GateConfig, MetricRule, ServingLimits, SliceFloor
+from streamrec_spark.gate.config import (
+    DataValidationRequirement,
+    GateConfig,
+    MetricRule,
+    ServingLimits,
+    SliceFloor,
+)
 
 # Decisions.
 PASS = "PASS"
@@ -25,6 +33,7 @@ KIND_METRIC = "metric"
 KIND_SLICE_FLOOR = "slice_floor"
 KIND_BEHAVIORAL = "behavioral"
 KIND_SERVING = "serving"
+KIND_DATA_VALIDATION = "data_validation"
 
 # Stable reason codes, matched by alerting, tests and SQL queries. NO_CHAMPION is recorded on a
 # metric comparison that passed on its floor alone because no champion exists; it never blocks.
@@ -42,11 +51,22 @@ MISSING_PROBE_RESULT = "MISSING_PROBE_RESULT"
 PROBE_ERRORED = "PROBE_ERRORED"
 LATENCY_ABOVE_LIMIT = "LATENCY_ABOVE_LIMIT"
 SIZE_ABOVE_LIMIT = "SIZE_ABOVE_LIMIT"
+DATA_VALIDATION_FAILED = "DATA_VALIDATION_FAILED"
+MISSING_DATA_VALIDATION = "MISSING_DATA_VALIDATION"
+MISSING_VALIDATION_TABLE = "MISSING_VALIDATION_TABLE"
 
 # Status of a usable row in model_metrics, serving_probes and behavioral_results.
 METRIC_STATUS_OK = "ok"
 PROBE_STATUS_OK = "OK"
 BEHAVIORAL_PASSED = "passed"
+BEHAVIORAL_FAILED = "failed"
+# Data-validation run statuses that accept a partition: "warned" means only non-blocking
+# checks failed (streamrec_spark.validation.results).
+ACCEPTED_VALIDATION_STATUSES = ("passed", "warned")
+
+# Behavioral threshold kinds: a minimum on the observed value, or a maximum failure rate.
+_MINIMUM_KINDS = {"min_value": "observed value", "min_unchanged_share": "mean unchanged share"}
+_MAXIMUM_KINDS = {"max_failure_rate": "failure rate"}
 
 LATENCY_RULE = "p99_latency_ms"
 SIZE_RULE = "size_mb"
@@ -72,6 +92,9 @@ class ModelMetrics:
     model_id: str
     run_id: str | None
     values: Mapping[tuple[str, int, str], MetricValue] = field(default_factory=dict)
+    # The run's holdout window [start, end), when the evaluation recorded one.
+    holdout_start: date | None = None
+    holdout_end: date | None = None
 
     def get(self, metric: str, k: int, slice_name: str) -> MetricValue | None:
         return self.values.get((metric, k, slice_name))
@@ -118,12 +141,63 @@ class ProbeResult:
 
 
 @dataclass(frozen=True)
+class ValidationRun:
+    """The latest data-validation run of one dataset for one partition, from the ``runs`` table."""
+
+    dataset: str
+    partition_date: date
+    run_id: str
+    status: str
+    exit_code: int | None = None
+    error_code: str | None = None
+    expectations_total: int | None = None
+    expectations_failed: int | None = None
+    blocking_failures: int | None = None
+    finished_at: datetime | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        """Return the run as a JSON-ready dict, with dates and times as ISO strings."""
+        return {
+            "dataset": self.dataset,
+            "partition_date": self.partition_date.isoformat(),
+            "run_id": self.run_id,
+            "status": self.status,
+            "exit_code": self.exit_code,
+            "error_code": self.error_code,
+            "expectations_total": self.expectations_total,
+            "expectations_failed": self.expectations_failed,
+            "blocking_failures": self.blocking_failures,
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+        }
+
+
+@dataclass(frozen=True)
+class ValidationSummary:
+    """The data-validation runs that the gate read for its data date.
+
+    ``table`` is the path of the ``runs`` table and ``table_found`` is False when no Delta
+    table is there. ``partition_date`` is the data date of the request, or None for the latest
+    validated partition of each dataset. ``runs`` contains one run per dataset.
+    """
+
+    table: str
+    table_found: bool
+    partition_date: date | None
+    runs: tuple[ValidationRun, ...] = ()
+
+    def run_of(self, dataset: str) -> ValidationRun | None:
+        return next((run for run in self.runs if run.dataset == dataset), None)
+
+
+@dataclass(frozen=True)
 class Comparison:
     """One rule applied to the candidate, with the numbers behind the verdict.
 
     ``difference`` is the candidate minus its reference: the champion for a metric rule with a
     champion, the floor for a floor-only comparison, and the limit for a serving limit (so a
-    negative difference is under the limit). It is None when either side is missing.
+    negative difference is under the limit). A behavioral comparison stores its test's threshold
+    as ``floor`` or ``upper_limit`` and its difference from it. ``difference`` is None when
+    either side is missing.
     ``reason_code`` is None on a plain pass, ``NO_CHAMPION`` on a metric rule that passed on its
     floor alone, and one of the module's failure codes otherwise. ``detail`` is a short
     human-readable note.
@@ -299,12 +373,65 @@ def compare_slice_floor(
     return result(True, None)
 
 
+def _behavioral_detail(row: BehavioralRow, passed: bool) -> str:
+    """Describe one behavioral result in words: the test, what was measured, and the threshold."""
+    test = f"{row.test_type} test {row.test_name}"
+    if row.cases:
+        rate = row.failures / row.cases
+        cases = f"{row.failures} of {row.cases} cases failed (rate {rate:.3g})"
+    else:
+        cases = "no cases"
+    if row.status not in (BEHAVIORAL_PASSED, BEHAVIORAL_FAILED):
+        reason = f" ({row.reason})" if row.reason else ""
+        return f"{test} {row.status}{reason}: {cases}; a required test must pass"
+    observed = row.observed
+    if row.threshold_kind in _MAXIMUM_KINDS:
+        measured = _MAXIMUM_KINDS[row.threshold_kind]
+        bound = f"the allowed maximum {row.threshold:g}"
+        within = observed is not None and observed <= row.threshold
+        relation = "is at most" if within else "is above"
+    else:
+        measured = _MINIMUM_KINDS.get(row.threshold_kind, row.threshold_kind)
+        bound = f"the required minimum {row.threshold:g}"
+        within = observed is not None and observed >= row.threshold
+        relation = "is at least" if within else "is below"
+    if observed is None or math.isnan(observed):
+        value = f"{measured} is missing"
+    else:
+        value = f"{measured} {observed:.3g} {relation} {bound}"
+    verdict = "passed" if passed else "failed"
+    return f"{test} {verdict}: {value}; {cases}"
+
+
+def _behavioral_comparison(name: str, row: BehavioralRow) -> Comparison:
+    """Judge one result row. Its threshold becomes the floor (a minimum) or the limit (a maximum)."""
+    passed = bool(row.passed) and row.status == BEHAVIORAL_PASSED
+    is_maximum = row.threshold_kind in _MAXIMUM_KINDS
+    observed = row.observed
+    usable = observed is not None and not math.isnan(observed)
+    return Comparison(
+        rule=f"behavioral:{name}",
+        kind=KIND_BEHAVIORAL,
+        candidate_value=observed,
+        champion_value=None,
+        floor=None if is_maximum else row.threshold,
+        max_regression=None,
+        difference=observed - row.threshold if usable else None,
+        passed=passed,
+        reason_code=None if passed else BEHAVIORAL_TEST_FAILED,
+        upper_limit=row.threshold if is_maximum else None,
+        detail=_behavioral_detail(row, passed),
+    )
+
+
 def compare_behavioral(required_tests: Sequence[str], run: BehavioralRun | None) -> list[Comparison]:
     """Require a passing row for every test of the suite in the candidate's latest run.
 
     No run at all gives one ``MISSING_BEHAVIORAL_RESULT`` comparison. A test of the suite with no
     row gives ``INCOMPLETE_BEHAVIORAL_RESULT``, and a row that failed or errored gives
-    ``BEHAVIORAL_TEST_FAILED``. Rows of tests that the suite does not list are ignored.
+    ``BEHAVIORAL_TEST_FAILED``. Rows of tests that the suite does not list are ignored. Each
+    comparison stores the test's threshold as its floor (a minimum) or its limit (a maximum
+    failure rate), and its ``detail`` describes the measured value against that threshold.
     """
     suite = run.suite if run is not None else ""
     if run is None or run.run_id is None or not run.rows:
@@ -319,7 +446,11 @@ def compare_behavioral(required_tests: Sequence[str], run: BehavioralRun | None)
                 difference=None,
                 passed=False,
                 reason_code=MISSING_BEHAVIORAL_RESULT,
-                detail=f"no result of suite {suite} for the candidate" if suite else "no result",
+                detail=(
+                    f"required suite {suite} has no result for the candidate"
+                    if suite
+                    else "required behavioral suite has no result for the candidate"
+                ),
             )
         ]
     rows = {row.test_name: row for row in run.rows}
@@ -338,28 +469,67 @@ def compare_behavioral(required_tests: Sequence[str], run: BehavioralRun | None)
                     difference=None,
                     passed=False,
                     reason_code=INCOMPLETE_BEHAVIORAL_RESULT,
-                    detail=f"run {run.run_id} has no result for this test",
+                    detail=f"required test {name} has no result in run {run.run_id}",
                 )
             )
             continue
-        passed = bool(row.passed) and row.status == BEHAVIORAL_PASSED
-        detail = f"{row.threshold_kind} {row.threshold:g}"
-        if not passed:
-            detail += f"; status {row.status}" + (f", reason {row.reason}" if row.reason else "")
-        comparisons.append(
-            Comparison(
-                rule=f"behavioral:{name}",
-                kind=KIND_BEHAVIORAL,
-                candidate_value=row.observed,
-                champion_value=None,
-                floor=None,
-                max_regression=None,
-                difference=None,
-                passed=passed,
-                reason_code=None if passed else BEHAVIORAL_TEST_FAILED,
-                detail=detail,
-            )
+        comparisons.append(_behavioral_comparison(name, row))
+    return comparisons
+
+
+def compare_data_validation(
+    requirement: DataValidationRequirement, summary: ValidationSummary | None
+) -> list[Comparison]:
+    """Require an accepted validation run (``passed`` or ``warned``) of each required dataset.
+
+    Each dataset gets one comparison named ``data_validation:<dataset>``. It fails with
+    ``MISSING_VALIDATION_TABLE`` when the ``runs`` table does not exist (or was not read),
+    ``MISSING_DATA_VALIDATION`` when the dataset has no run for the data date, and
+    ``DATA_VALIDATION_FAILED`` when its latest run failed or errored.
+    """
+    day = "its latest partition"
+    if summary is not None and summary.partition_date is not None:
+        day = summary.partition_date.isoformat()
+
+    def result(dataset: str, passed: bool, code: str | None, detail: str) -> Comparison:
+        return Comparison(
+            rule=f"data_validation:{dataset}",
+            kind=KIND_DATA_VALIDATION,
+            candidate_value=None,
+            champion_value=None,
+            floor=None,
+            max_regression=None,
+            difference=None,
+            passed=passed,
+            reason_code=code,
+            detail=detail,
         )
+
+    comparisons = []
+    for dataset in requirement.datasets:
+        if summary is None or not summary.table_found:
+            table = f" at {summary.table}" if summary is not None else ""
+            detail = (
+                f"no data-validation runs table{table}; validate {dataset} for {day} before "
+                "gating a model trained on it"
+            )
+            comparisons.append(result(dataset, False, MISSING_VALIDATION_TABLE, detail))
+            continue
+        run = summary.run_of(dataset)
+        if run is None:
+            detail = f"no validation run of {dataset} for {day} in {summary.table}"
+            comparisons.append(result(dataset, False, MISSING_DATA_VALIDATION, detail))
+            continue
+        outcome = f"validation run {run.run_id} of {dataset} for {run.partition_date.isoformat()}"
+        if run.status in ACCEPTED_VALIDATION_STATUSES:
+            comparisons.append(result(dataset, True, None, f"{outcome} {run.status}"))
+            continue
+        detail = f"{outcome} {run.status}"
+        if run.blocking_failures:
+            detail += f" with {run.blocking_failures} blocking check failures"
+        if run.error_code:
+            detail += f" (error {run.error_code})"
+        comparisons.append(result(dataset, False, DATA_VALIDATION_FAILED, detail))
     return comparisons
 
 
@@ -419,13 +589,14 @@ def decide(
     behavioral: BehavioralRun | None = None,
     probe: ProbeResult | None = None,
     champion_probe: ProbeResult | None = None,
+    validation: ValidationSummary | None = None,
 ) -> Decision:
     """Apply every rule of ``config`` and return PASS only when every comparison passed.
 
     Raises ConfigError when ``config`` has no metric rule, because such a gate would pass
     anything. ``champion`` is None when no model has passed this gate and been registered yet; the
-    decision then records ``no_baseline``. Behavioral and serving rules apply only when the
-    gate configures them.
+    decision then records ``no_baseline``. Behavioral, serving and data-validation rules apply
+    only when the gate configures them, and a missing input for a configured rule blocks.
     """
     if not config.metrics:
         raise ConfigError([f"{config.source or config.name}: the gate has no metric rules"])
@@ -442,6 +613,8 @@ def decide(
         comparisons.extend(compare_behavioral(config.behavioral.tests, behavioral))
     if config.serving is not None:
         comparisons.extend(compare_serving(config.serving, probe, champion_probe, tolerance))
+    if config.data_validation is not None:
+        comparisons.extend(compare_data_validation(config.data_validation, validation))
 
     passed = all(comparison.passed for comparison in comparisons)
     return Decision(

@@ -20,6 +20,7 @@ from pyspark.sql import types as T
 from streamrec_spark import delta_tables
 from streamrec_spark.errors import ComputationError
 from streamrec_spark.gate.config import GateTables
+from streamrec_spark.gate.inputs import root_cause
 from streamrec_spark.gate.rules import PASS, Comparison
 
 logger = logging.getLogger(__name__)
@@ -163,7 +164,11 @@ class GateStore:
                 .collect()
             )
         except Exception as exc:  # py4j and Delta raise several unrelated types here
-            raise ComputationError(f"reading gate decisions from {path} failed: {exc}") from exc
+            logger.debug("reading gate decisions from %s failed", path, exc_info=True)
+            raise ComputationError(
+                f"cannot read the gate decisions table {path}: {root_cause(exc)}. The champion "
+                "is read from this table: restore its folder from a backup"
+            ) from exc
         if not rows:
             return None
         row = rows[0]
@@ -239,7 +244,11 @@ class GateStore:
             frame = self.spark.createDataFrame([decision_row], GATE_DECISIONS_SCHEMA)
             delta_tables.append(frame, decisions_path, PARTITION_COLUMNS)
         except Exception as exc:  # py4j and Delta raise several unrelated types here
-            raise ComputationError(f"writing gate decision {record.decision_id} failed: {exc}") from exc
+            logger.debug("writing gate decision %s failed", record.decision_id, exc_info=True)
+            raise ComputationError(
+                f"writing gate decision {record.decision_id} to {decisions_path} failed: "
+                f"{root_cause(exc)}"
+            ) from exc
         logger.info(
             "recorded gate %s decision %s (%s) for model %s with %d comparisons",
             record.gate,

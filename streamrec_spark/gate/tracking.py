@@ -3,9 +3,10 @@
 Every decision becomes one MLflow run in the gate's experiment: params (gate, model, champion
 and each rule's thresholds), metrics (candidate values, differences, probe measurements), tags
 (decision, reason codes, gate run id) and the driver's whole record as ``decision.json``. On a
-pass the driver requests registration. The model folder is then logged under the run's ``model``
-artifact path, a new version of the registered model is created from it, and the registered
-model's ``champion`` alias moves to that version.
+pass the driver requests registration. The model folder is then wrapped as an MLflow pyfunc model
+(:mod:`streamrec_spark.gate.mlflow_model`) and logged under the run's ``model`` artifact path, a
+new version of the registered model is created from it, and the registered model's ``champion``
+alias moves to that version.
 
 The MLflow record is secondary to the Delta gate tables, which hold the decision itself. A
 tracking or registry store that fails is therefore reported in :class:`TrackingResult` and
@@ -14,7 +15,10 @@ logged, and never raised to the caller.
 The module talks to MLflow through :class:`mlflow.MlflowClient` objects built with explicit
 tracking and registry URIs, never through the fluent API's process-wide active run and URIs,
 so two stores used in one process stay apart. MLflow is imported on first use: it takes
-seconds to import and it is needed only when a decision is recorded.
+seconds to import and it is needed only when a decision is recorded. MLflow reads its HTTP
+timeout, retries and backoff for a tracking server only from environment variables, so
+:func:`record_decision` sets them from the gate configuration while it runs, unless the
+environment sets them already.
 """
 
 from __future__ import annotations
@@ -25,15 +29,22 @@ import math
 import numbers
 import os
 import re
+import tempfile
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from streamrec_spark.errors import InvalidRequestError
+from streamrec_spark.errors import InputDataError, InvalidRequestError
+from streamrec_spark.gate.config import (
+    DEFAULT_HTTP_BACKOFF_FACTOR,
+    DEFAULT_HTTP_MAX_RETRIES,
+    DEFAULT_HTTP_TIMEOUT_SECONDS,
+)
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -59,6 +70,9 @@ _PARAMS_AND_TAGS_PER_BATCH = 100  # mlflow.utils.validation.MAX_PARAMS_TAGS_PER_
 _METRICS_PER_BATCH = 1000  # mlflow.utils.validation.MAX_METRICS_PER_BATCH
 _THRESHOLD_FIELDS = ("floor", "max_regression", "limit")
 _MAX_CAUSE_LENGTH = 300
+HTTP_TIMEOUT_ENV = "MLFLOW_HTTP_REQUEST_TIMEOUT"
+HTTP_MAX_RETRIES_ENV = "MLFLOW_HTTP_REQUEST_MAX_RETRIES"
+HTTP_BACKOFF_FACTOR_ENV = "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"
 
 
 @dataclass(frozen=True)
@@ -69,6 +83,11 @@ class TrackingConfig:
     registry_uri: str | None  # None: same as the tracking URI
     experiment: str  # e.g. "streamrec_v2_gate"
     registered_model_name: str  # e.g. "streamrec_v2"
+    # Per request to an MLflow server: timeout of each attempt in seconds, retries after the
+    # first attempt, and the exponential backoff factor in seconds.
+    http_timeout_seconds: int = DEFAULT_HTTP_TIMEOUT_SECONDS
+    http_max_retries: int = DEFAULT_HTTP_MAX_RETRIES
+    http_backoff_factor: int = DEFAULT_HTTP_BACKOFF_FACTOR
 
 
 @dataclass(frozen=True)
@@ -112,6 +131,28 @@ def default_tracking_uri(warehouse: str) -> str:
     return "sqlite:///" + (folder / "mlflow" / "mlflow.db").as_posix()
 
 
+@contextmanager
+def http_settings(config: TrackingConfig) -> Iterator[dict[str, str]]:
+    """Set MLflow's HTTP timeout, retries and backoff from ``config`` for the ``with`` block.
+
+    A variable that the environment sets already keeps its value. The variables set here are
+    removed again when the block ends. Yields the values in effect, by variable name.
+    """
+    requested = {
+        HTTP_TIMEOUT_ENV: str(config.http_timeout_seconds),
+        HTTP_MAX_RETRIES_ENV: str(config.http_max_retries),
+        HTTP_BACKOFF_FACTOR_ENV: str(config.http_backoff_factor),
+    }
+    applied = {name: value for name, value in requested.items() if name not in os.environ}
+    os.environ.update(applied)
+    try:
+        yield {name: os.environ[name] for name in requested}
+    finally:
+        for name, value in applied.items():
+            if os.environ.get(name) == value:
+                del os.environ[name]
+
+
 def record_decision(
     config: TrackingConfig,
     warehouse: str,
@@ -123,16 +164,31 @@ def record_decision(
 
     ``record`` is the gate driver's JSON-able decision record. Non-finite numbers are stored as
     null in ``decision.json`` and left out of the run's metrics. The driver sets ``register``
-    only on a pass. The folder ``model_dir`` is then logged as the run's ``model`` artifacts,
-    and a new version of ``config.registered_model_name`` is created from them. The registered
-    model is created when absent, and its ``champion`` alias moves to the new version.
+    only on a pass. The folder ``model_dir`` is then logged as an MLflow pyfunc model under the
+    run's ``model`` artifacts, and a new version of ``config.registered_model_name`` is created
+    from it. The registered model is created when absent, and its ``champion`` alias moves to
+    the new version. Requests to an MLflow server use the HTTP settings of ``config``
+    (:func:`http_settings`).
 
     Raises InvalidRequestError before touching any store when the record lacks its
     identifying keys, or when ``register`` is set for a decision other than PASS or for a
-    ``model_dir`` that is not an existing folder. Failures of the tracking or registry store
-    are returned in ``TrackingResult.error`` and logged, never raised.
+    ``model_dir`` that is not an existing folder. Failures of the tracking or registry store,
+    and a model folder that cannot be loaded, are returned in ``TrackingResult.error`` and
+    logged, never raised.
     """
     _check_request(record, model_dir, register)
+    with http_settings(config) as settings:
+        logger.debug("MLflow HTTP settings: %s", settings)
+        return _record(config, warehouse, record, model_dir, register)
+
+
+def _record(
+    config: TrackingConfig,
+    warehouse: str,
+    record: dict,
+    model_dir: str | None,
+    register: bool,
+) -> TrackingResult:
     document = json.dumps(_json_safe(record), indent=2, sort_keys=True, allow_nan=False)
     params = _build_params(record)
     metrics, skipped = _build_metrics(record)
@@ -176,10 +232,20 @@ def record_decision(
         step.action = f"logging params, metrics and {DECISION_ARTIFACT} to run {run_id}"
         _log_record(client, run_id, params, metrics, document)
         if register:
-            step.action = f"logging the model folder '{model_dir}' to run {run_id}"
-            client.log_artifacts(run_id, str(model_dir), MODEL_ARTIFACT_PATH)
+            step.action = f"logging the model folder '{model_dir}' as a pyfunc model to run {run_id}"
+            _log_pyfunc_model(client, run_id, str(model_dir))
         step.action = f"finishing run {run_id}"
         client.set_terminated(run_id, status="FINISHED")
+    except InputDataError as error:
+        # The folder is not a loadable model: the store is fine, so the message names the model.
+        if client is not None and run_id is not None:
+            _mark_failed(client, run_id)
+        message = (
+            f"model folder '{model_dir}' cannot be registered: {error}. The decision is in MLflow "
+            f"run {run_id}; save the model again and gate it again"
+        )
+        logger.error("%s", message)
+        return TrackingResult(run_id=run_id, registered_version=None, error=message)
     except Exception as error:
         if client is not None and run_id is not None:
             _mark_failed(client, run_id)
@@ -340,6 +406,19 @@ def _log_record(
     client.log_text(run_id, document, DECISION_ARTIFACT)
 
 
+def _log_pyfunc_model(client: MlflowClient, run_id: str, model_dir: str) -> None:
+    """Log ``model_dir`` as an MLflow pyfunc model under the run's ``model`` artifact path.
+
+    Raises InputDataError when the folder is not a loadable streamrec model.
+    """
+    from streamrec_spark.gate.mlflow_model import save_pyfunc_model
+
+    with tempfile.TemporaryDirectory(prefix="streamrec-pyfunc-") as folder:
+        local = Path(folder) / MODEL_ARTIFACT_PATH
+        save_pyfunc_model(model_dir, local)
+        client.log_artifacts(run_id, str(local), MODEL_ARTIFACT_PATH)
+
+
 def _create_version(
     client: MlflowClient, name: str, run_id: str, record: Mapping[str, Any], step: _Step
 ) -> int:
@@ -382,16 +461,31 @@ def _failure(
     step: _Step, error: Exception, *, run_id: str | None, registered_version: int | None
 ) -> TrackingResult:
     """Log a store failure and return it as a TrackingResult with a one-line message."""
-    cause = _redact_text(" ".join(str(error).split()) or "no message", step.store_uri)
+    # MLflow wraps a refused or timed-out connection in three layers of HTTP client errors
+    # whose text is mostly the URL. The socket error at the bottom names the cause.
+    reported = _network_cause(error) or error
+    cause = _redact_text(" ".join(str(reported).split()) or "no message", step.store_uri)
     if len(cause) > _MAX_CAUSE_LENGTH:
         cause = cause[: _MAX_CAUSE_LENGTH - 3] + "..."
     message = (
         f"MLflow store '{_redact(step.store_uri)}' failed while {step.action}: "
-        f"{type(error).__name__}: {cause}; {_fix_hint(step.store_uri)}"
+        f"{type(reported).__name__}: {cause}; {_fix_hint(step.store_uri)}"
     )
     logger.error("%s", message)
     logger.debug("MLflow failure traceback", exc_info=error)
     return TrackingResult(run_id=run_id, registered_version=registered_version, error=message)
+
+
+def _network_cause(error: BaseException) -> OSError | None:
+    """Return the socket-level error (refused, timed out, unknown host) behind ``error``, if any."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    deepest: BaseException | None = None
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        deepest = current
+        current = current.__cause__ or current.__context__
+    return deepest if isinstance(deepest, OSError) and deepest is not error else None
 
 
 def _fix_hint(uri: str) -> str:
@@ -402,9 +496,10 @@ def _fix_hint(uri: str) -> str:
             "another tracking URI"
         )
     if scheme in _SERVER_SCHEMES:
-        # NOTE: with MLflow 3.17's defaults an unreachable server is retried for about 4
-        # minutes before this message. MLFLOW_HTTP_REQUEST_MAX_RETRIES shortens that.
-        return "check that the MLflow server at that address is running and reachable"
+        return (
+            "check that the MLflow server at that address is running and reachable, or raise "
+            "mlflow.http_timeout_seconds and mlflow.http_max_retries in the gate file"
+        )
     if scheme in _DATABASE_SCHEMES:
         return "check that the database is reachable and its credentials are valid"
     return (

@@ -13,7 +13,7 @@ import json
 import zipfile
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -78,6 +78,23 @@ class TrainingWindow:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TrainingWindow:
         return cls(end=datetime.fromisoformat(data["end"]), days=int(data["days"]))
+
+
+def parse_history(events: Iterable[Mapping[str, Any]]) -> tuple[Interaction, ...]:
+    """Parse a request's history events (item_id, event_type, timestamp in epoch seconds).
+
+    Raises KeyError, TypeError or ValueError for an event with a missing or invalid field.
+    """
+    return tuple(
+        Interaction(
+            item_id=int(event["item_id"]),
+            event_type=str(event["event_type"]),
+            timestamp=float(event["timestamp"]),
+            session_id=event.get("session_id"),
+            platform=event.get("platform"),
+        )
+        for event in events
+    )
 
 
 def window_events(events: DataFrame, window: TrainingWindow) -> DataFrame:

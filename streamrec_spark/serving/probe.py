@@ -34,7 +34,7 @@ from streamrec_spark.errors import (
     InvalidRequestError,
 )
 from streamrec_spark.models import Recommender, load_model, model_size_bytes
-from streamrec_spark.models.base import Interaction, UserContext
+from streamrec_spark.models.base import Interaction, UserContext, parse_history
 
 logger = logging.getLogger(__name__)
 
@@ -267,16 +267,7 @@ def write_request_file(path: str | Path, requests: Sequence[ServingRequest]) -> 
 def _parse_request(record: object) -> ServingRequest:
     if not isinstance(record, dict):
         raise ValueError(f"expected a JSON object, found {type(record).__name__}")
-    history = tuple(
-        Interaction(
-            item_id=int(event["item_id"]),
-            event_type=str(event["event_type"]),
-            timestamp=float(event["timestamp"]),
-            session_id=event.get("session_id"),
-            platform=event.get("platform"),
-        )
-        for event in record.get("history") or ()
-    )
+    history = parse_history(record.get("history") or ())
     context = UserContext(user_id=int(record["user_id"]), now=float(record["now"]), platform=record.get("platform"))
     return ServingRequest(context=context, history=tuple(sorted(history, key=lambda e: (e.timestamp, e.item_id))))
 

@@ -7,7 +7,12 @@ from pathlib import Path
 import pytest
 
 from streamrec_spark.errors import EXIT_INVALID, ConfigError
-from streamrec_spark.gate.config import AlertConfig, load_gate_config, parse_metric_rule_name
+from streamrec_spark.gate.config import (
+    AlertConfig,
+    DataValidationRequirement,
+    load_gate_config,
+    parse_metric_rule_name,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 TEAM_GATE = REPO / "conf" / "gates" / "streamrec_v2_gate.yaml"
@@ -61,6 +66,10 @@ def test_team_gate_values():
     assert config.tables.comparisons_table == "gate_comparisons"
     assert config.mlflow.experiment == "streamrec_v2_gate"
     assert config.mlflow.tracking_uri is None
+    assert config.mlflow.http_timeout_seconds == 10
+    assert config.mlflow.http_max_retries == 2
+    assert config.mlflow.http_backoff_factor == 1
+    assert config.data_validation == DataValidationRequirement(datasets=("click_stream",))
     assert config.alerts == AlertConfig(
         url_env="STREAMREC_ALERT_WEBHOOK_URL", url=None, timeout_seconds=5.0, max_attempts=3,
         backoff_seconds=1.0,
@@ -75,6 +84,7 @@ def test_minimal_gate_defaults(tmp_path):
     assert config.slice_floors == ()
     assert config.tables.database == "streamrec"
     assert config.mlflow.experiment == "g"
+    assert config.data_validation is None
 
 
 def test_alert_url_is_hidden_from_repr(tmp_path):
@@ -168,8 +178,42 @@ def test_suite_name_must_match_suite_file(tmp_path):
 def test_missing_suite_file(tmp_path):
     text = MINIMAL + "behavioral:\n  suite: s\n  suite_file: nowhere/suite.yaml\n"
     found = problems(tmp_path, text)
-    assert "in behavioral suite file" in found[0]
-    assert "file not found" in found[0]
+    assert len(found) == 1
+    assert found[0].startswith(f"{tmp_path / 'gate.yaml'}:7: behavioral suite file 'nowhere/suite.yaml' not found")
+    assert str(tmp_path / "nowhere" / "suite.yaml") in found[0]
+    assert str(REPO / "nowhere" / "suite.yaml") in found[0]
+    assert "absolute path or to a path relative to the gate file's folder" in found[0]
+
+
+def test_missing_absolute_suite_file(tmp_path):
+    missing = tmp_path / "absent" / "suite.yaml"
+    found = problems(tmp_path, MINIMAL + f"behavioral:\n  suite: s\n  suite_file: {missing}\n")
+    assert len(found) == 1
+    assert f"tried {missing}." in found[0]
+
+
+def test_copied_gate_finds_bundled_suite(tmp_path):
+    copy = tmp_path / "elsewhere" / "my_gate.yaml"
+    copy.parent.mkdir()
+    copy.write_text(TEAM_GATE.read_text(encoding="utf-8"), encoding="utf-8")
+    config = load_gate_config(copy)
+    assert Path(config.behavioral.suite_file) == SUITE_FILE
+    assert len(config.behavioral.tests) == 14
+
+
+def test_suite_next_to_gate_file_wins(tmp_path):
+    local_suite = tmp_path / "conf" / "behavioral" / "suite.yaml"
+    local_suite.parent.mkdir(parents=True)
+    text = SUITE_FILE.read_text(encoding="utf-8")
+    first_test = text.index("  - {name: mft_recall_ios")
+    end_of_line = text.index("\n", first_test) + 1
+    local_suite.write_text(text[:first_test] + text[end_of_line:], encoding="utf-8")
+    copy = tmp_path / "gate.yaml"
+    copy.write_text(TEAM_GATE.read_text(encoding="utf-8"), encoding="utf-8")
+    config = load_gate_config(copy)
+    assert Path(config.behavioral.suite_file) == local_suite
+    assert "mft_recall_ios" not in config.behavioral.tests
+    assert len(config.behavioral.tests) == 13
 
 
 def test_required_must_be_all(tmp_path):
@@ -196,3 +240,39 @@ def test_all_problems_reported_at_once(tmp_path):
     assert "missing key 'registered_model_name'" in joined
     assert "floor' must be a finite number" in joined
     assert "max_regression' must be at least 0.0" in joined
+
+
+def test_data_validation_section(tmp_path):
+    config = load_gate_config(write(tmp_path, MINIMAL + "data_validation:\n  datasets: [click_stream, item_metadata]\n"))
+    assert config.data_validation.datasets == ("click_stream", "item_metadata")
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ("data_validation:\n  datasets: []\n", "'data_validation.datasets' is empty"),
+        ("data_validation:\n  datasets: [click_stream, click_stream]\n", "lists 'click_stream' more than once"),
+        ("data_validation:\n  datasets: click_stream\n", "must be a list of strings"),
+        ("data_validation:\n  feeds: [click_stream]\n", "unknown key 'data_validation.feeds'"),
+        ("data_validation:\n  datasets: ['  ']\n", "has an empty name"),
+    ],
+)
+def test_invalid_data_validation_section(tmp_path, section, message):
+    found = problems(tmp_path, MINIMAL + section)
+    assert any(message in problem for problem in found), found
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("http_timeout_seconds: 0", "'mlflow.http_timeout_seconds' must be at least 1"),
+        ("http_timeout_seconds: 2.5", "'mlflow.http_timeout_seconds' must be an integer"),
+        ("http_max_retries: -1", "'mlflow.http_max_retries' must be at least 0"),
+        ("http_max_retries: 11", "'mlflow.http_max_retries' must be at most 10"),
+        ("http_backoff_factor: 121", "'mlflow.http_backoff_factor' must be at most 120"),
+    ],
+)
+def test_invalid_mlflow_http_settings(tmp_path, setting, message):
+    found = problems(tmp_path, MINIMAL + f"mlflow:\n  {setting}\n")
+    assert len(found) == 1
+    assert message in found[0]

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -45,10 +48,13 @@ from streamrec_spark.validation.store import ResultStore, RunRecord
 
 REPO = Path(__file__).resolve().parents[2]
 GATE_FILE = REPO / "conf" / "gates" / "streamrec_v2_gate.yaml"
-SUITE_FILE = REPO / "conf" / "behavioral" / "suite.yaml"
 SUITE = "streamrec_recommendation_v2"
 # The gate must decide in seconds on tiny tables; this bound leaves room for a loaded CI host.
 MAX_GATE_SECONDS = 60.0
+# The data date every test gates for: the shared warehouse has a passing click_stream run for it.
+DATA_DATE = date(2024, 5, 1)
+# 3 metric rules, 5 slice floors, 14 behavioral tests, 2 serving limits and 1 dataset.
+TEAM_GATE_COMPARISONS = 25
 
 # Schema of the serving_probes columns that the gate reads.
 PROBE_SCHEMA = T.StructType(
@@ -95,8 +101,11 @@ def tracking_uri(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def warehouse(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("gate") / "warehouse")
+def warehouse(spark, tmp_path_factory):
+    """The shared warehouse, with a passing click_stream validation run for DATA_DATE."""
+    folder = str(tmp_path_factory.mktemp("gate") / "warehouse")
+    write_validation_run(spark, folder)
+    return folder
 
 
 def gate_named(config, name: str):
@@ -105,11 +114,8 @@ def gate_named(config, name: str):
 
 
 @pytest.fixture
-def model_dir(tmp_path):
-    folder = tmp_path / "model"
-    folder.mkdir()
-    (folder / "weights.json").write_text('{"items": [1, 2, 3]}', encoding="utf-8")
-    return str(folder)
+def model_dir(saved_model_dir):
+    return saved_model_dir
 
 
 def metric_row(slice_name, metric, k, value, status="ok", reason=None, users=100) -> MetricRow:
@@ -139,10 +145,10 @@ def metric_rows(recall_all: float = 0.30, overrides: dict | None = None) -> list
     return list(rows.values())
 
 
-def write_metrics(spark, warehouse, model_id, rows, run_id="run-1"):
+def write_metrics(spark, warehouse, model_id, rows, run_id="run-1", holdout=(None, None)):
     write_model_metrics(
         spark, rows, model_id=model_id, run_id=run_id, warehouse=warehouse,
-        database="streamrec", table="model_metrics",
+        database="streamrec", table="model_metrics", holdout_start=holdout[0], holdout_end=holdout[1],
     )
 
 
@@ -159,7 +165,7 @@ def behavioral_results(config, failed=(), missing=()) -> list[TestResult]:
                 cases=100,
                 failures=5 if passed else 60,
                 failure_rate=0.05 if passed else 0.6,
-                observed=0.2,
+                observed=0.2 if passed else 0.1,
                 threshold=0.15,
                 threshold_kind="min_value",
                 passed=passed,
@@ -184,14 +190,17 @@ def write_probe(spark, warehouse, model_id, p99=30.0, size=120.0, status="OK", r
     delta_tables.append(spark.createDataFrame([row], PROBE_SCHEMA), path, ("model_id",))
 
 
-def write_validation_run(spark, warehouse, dataset="click_stream", status="passed"):
+def write_validation_run(
+    spark, warehouse, dataset="click_stream", status="passed", day=DATA_DATE, run_id=None,
+    blocking_failures=0,
+):
     now = datetime.utcnow()
     record = RunRecord(
-        run_id=f"{dataset}-run", dataset=dataset, partition_date=date(2024, 5, 1),
+        run_id=run_id or f"{dataset}-run", dataset=dataset, partition_date=day,
         contract_version="1", status=status, exit_code=0 if status == "passed" else 1,
         as_of=now, started_at=now, finished_at=now, input_path="/data", code_version=None,
-        spark_app_id=None, row_count=1000, expectations_total=22, expectations_failed=0,
-        blocking_failures=0,
+        spark_app_id=None, row_count=1000, expectations_total=22,
+        expectations_failed=blocking_failures, blocking_failures=blocking_failures,
     )
     ResultStore(spark, warehouse, "streamrec").append_run(record)
 
@@ -202,10 +211,13 @@ def write_good_candidate(spark, warehouse, config, model_id, recall_all=0.30, ru
     write_probe(spark, warehouse, model_id, run_id=run_id)
 
 
-def gate(spark, config, warehouse, model_id, tracking_uri, model_dir=None, register=True, **kwargs):
+def gate(
+    spark, config, warehouse, model_id, tracking_uri, model_dir=None, register=True,
+    data_date=DATA_DATE, **kwargs,
+):
     request = GateRequest(
         config=config, model_id=model_id, warehouse=warehouse, model_dir=model_dir,
-        register=register, tracking_uri=tracking_uri, **kwargs,
+        register=register, tracking_uri=tracking_uri, data_date=data_date, **kwargs,
     )
     started = time.monotonic()
     outcome = apply_gate(spark, request)
@@ -244,15 +256,16 @@ def candidates(spark, gate_config, warehouse):
     """
     for model_id, recall_all in (("good-030", 0.30), ("good-028", 0.28), ("good-025", 0.25), ("low-010", 0.10)):
         write_good_candidate(spark, warehouse, gate_config, model_id, recall_all=recall_all)
-    write_validation_run(spark, warehouse)
     return warehouse
 
 
 def gate_file(tmp_path: Path, name: str) -> str:
-    """Write the team gate under another name, for the command-line tests."""
+    """Write the team gate under another name, for the command-line tests.
+
+    The copy keeps the relative suite_file, which resolves under the repository root.
+    """
     text = GATE_FILE.read_text(encoding="utf-8")
     text = text.replace("name: streamrec_v2_gate", f"name: {name}")
-    text = text.replace("suite_file: conf/behavioral/suite.yaml", f"suite_file: {SUITE_FILE}")
     path = tmp_path / f"{name}.yaml"
     path.write_text(text, encoding="utf-8")
     return str(path)
@@ -278,6 +291,9 @@ def test_successive_candidates_and_champion(
     assert first.tracking_error is None
     assert {c.reason_code for c in first.comparisons if c.kind == rules.KIND_METRIC} == {rules.NO_CHAMPION}
     assert first.record["data_validation"]["click_stream.status"] == "passed"
+    assert first.record["data_validation"]["partition_date"] == "2024-05-01"
+    validated = next(c for c in first.comparisons if c.rule == "data_validation:click_stream")
+    assert validated.passed
 
     # 2. 0.02 below the champion's recall@20 (0.30 -> 0.28): allowed, compared with good-030.
     second = gate(spark, config, warehouse, "good-028", tracking_uri, model_dir)
@@ -309,12 +325,12 @@ def test_successive_candidates_and_champion(
     assert rows[third.decision_id]["decision"] == rules.BLOCK
     assert rows[third.decision_id]["registered"] is False
     assert list(rows[third.decision_id]["reason_codes"]) == [rules.REGRESSION]
-    assert rows[third.decision_id]["comparisons_total"] == 24
+    assert rows[third.decision_id]["comparisons_total"] == TEAM_GATE_COMPARISONS
     assert rows[third.decision_id]["comparisons_failed"] == 1
     assert rows[third.decision_id]["champion_model_id"] == "good-028"
     assert rows[third.decision_id]["metrics_run_id"] == "run-1"
     stored = comparisons(spark, warehouse, third.decision_id)
-    assert len(stored) == 24
+    assert len(stored) == TEAM_GATE_COMPARISONS
     assert stored["recall_at_20"]["passed"] is False
     assert stored["recall_at_20"]["reason_code"] == rules.REGRESSION
     assert stored["recall_at_20"]["candidate_value"] == pytest.approx(0.25)
@@ -333,6 +349,7 @@ def test_successive_candidates_and_champion(
     code = cli_main([
         "gate", "--model-id", "good-028", "--model-dir", model_dir, "--warehouse", warehouse,
         "--config", gate_file(tmp_path, "sequence_gate"), "--tracking-uri", tracking_uri,
+        "--data-date", DATA_DATE.isoformat(),
     ])
     assert code == EXIT_INVALID
     assert len(decisions(spark, warehouse, "sequence_gate")) == 3
@@ -400,8 +417,15 @@ def test_missing_tables_block(spark, gate_config, warehouse, tracking_uri):
         rules.MISSING_SLICE,
         rules.MISSING_BEHAVIORAL_RESULT,
         rules.MISSING_PROBE_RESULT,
+        rules.MISSING_VALIDATION_TABLE,
     )
     assert outcome.data_validation == ()
+    assert outcome.record["data_validation"]["runs_table_found"] is False
+    stored = comparisons(spark, warehouse, outcome.decision_id)["data_validation:click_stream"]
+    assert stored["passed"] is False
+    assert stored["reason_code"] == rules.MISSING_VALIDATION_TABLE
+    assert stored["kind"] == rules.KIND_DATA_VALIDATION
+    assert "absent_runs" in stored["detail"]
 
 
 def test_nan_empty_slice_incomplete_and_limits_block(spark, gate_config, warehouse, tracking_uri):
@@ -486,6 +510,10 @@ def test_failed_test_errored_probe_and_floor_block(spark, gate_config, warehouse
     assert "floor-x" in text
     assert "floor_gate" in text
     assert "recall_at_20" in json.dumps(webhook.bodies[0])
+    assert (
+        "- behavioral:inv_platform_switch BEHAVIORAL_TEST_FAILED: MFT test inv_platform_switch "
+        "failed: observed value 0.1 is below the required minimum 0.15; 60 of 100 cases failed"
+    ) in text
     alerts = (spark.read.format("delta").load(str(Path(warehouse) / "alerts"))
               .where(F.col("model_id") == "floor-x").collect())
     assert [(row.kind, row.sent) for row in alerts] == [("gate_blocked", True)]
@@ -511,6 +539,36 @@ def test_gate_reads_latest_runs(spark, gate_config, warehouse, tracking_uri):
     assert outcome.probe.run_id == "run-new"
 
 
+def test_champion_compared_on_candidate_holdout(
+    spark, gate_config, warehouse, model_dir, tracking_uri
+):
+    config = gate_named(gate_config, "holdout_gate")
+    may, june = (date(2024, 5, 1), date(2024, 5, 8)), (date(2024, 6, 1), date(2024, 6, 8))
+    for model_id in ("holdout-champ", "holdout-cand"):
+        write_behavioral(spark, warehouse, model_id, behavioral_results(config))
+        write_probe(spark, warehouse, model_id)
+    write_metrics(spark, warehouse, "holdout-champ", metric_rows(0.30), "run-1", holdout=may)
+    assert gate(spark, config, warehouse, "holdout-champ", tracking_uri, model_dir).registered
+
+    # June is a harder week: the candidate's 0.20 is 0.10 below the champion's May value, but
+    # 0.01 above the champion's own 0.19 on June.
+    write_metrics(spark, warehouse, "holdout-cand", metric_rows(0.20), "run-1", holdout=june)
+    without_june = gate(spark, config, warehouse, "holdout-cand", tracking_uri, register=False)
+    assert without_june.decision == rules.BLOCK
+    assert without_june.reason_codes == (rules.REGRESSION,)
+    assert without_june.record["inputs"]["champion_holdout"] == ["2024-05-01", "2024-05-08"]
+
+    write_metrics(spark, warehouse, "holdout-champ", metric_rows(0.19), "run-june", holdout=june)
+    with_june = gate(spark, config, warehouse, "holdout-cand", tracking_uri, register=False)
+    assert with_june.decision == rules.PASS
+    recall = next(c for c in with_june.comparisons if c.rule == "recall_at_20")
+    assert recall.champion_value == pytest.approx(0.19)
+    assert recall.difference == pytest.approx(0.01)
+    assert with_june.record["inputs"]["champion_metrics_run_id"] == "run-june"
+    assert with_june.record["inputs"]["champion_holdout"] == ["2024-06-01", "2024-06-08"]
+    assert with_june.record["inputs"]["holdout"] == ["2024-06-01", "2024-06-08"]
+
+
 def test_unreadable_metrics_table_exits_3(spark, gate_config, warehouse, tracking_uri):
     config = gate_named(gate_config, "unreadable_gate")
     config = replace(config, tables=replace(config.tables, model_metrics_table="broken_metrics"))
@@ -520,13 +578,142 @@ def test_unreadable_metrics_table_exits_3(spark, gate_config, warehouse, trackin
     )
     for data_file in (Path(warehouse) / "broken_metrics").rglob("*.parquet"):
         data_file.unlink()
-    with pytest.raises(ComputationError, match="reading model metrics"):
+    with pytest.raises(ComputationError) as caught:
         gate(spark, config, warehouse, "broken-x", tracking_uri, register=False)
+    message = str(caught.value)
+    assert message.startswith(f"cannot read the model metrics table {warehouse}/broken_metrics: ")
+    assert ".parquet does not exist" in message
+    assert "re-run the evaluate_model stage" in message
+    assert "collectToPython" not in message
+    assert "\n" not in message
     rows = list(decisions(spark, warehouse, "unreadable_gate").values())
     assert len(rows) == 1
     assert rows[0]["decision"] == rules.ERROR
     assert rows[0]["exit_code"] == EXIT_INFRASTRUCTURE
-    assert "broken_metrics" in rows[0]["error_message"]
+    assert rows[0]["error_message"] == message
+
+
+@pytest.mark.parametrize("damage", ["garbage_log", "no_log"])
+def test_damaged_probe_table_exits_3(spark, candidates, tracking_uri, tmp_path, capsys, damage):
+    table = f"probes_{damage}"
+    path = Path(candidates) / table
+    delta_tables.append(
+        spark.createDataFrame(
+            [("good-030", "run-1", 500, 10.0, 30.0, 35.0, 120.0, "OK", None, datetime.utcnow())],
+            PROBE_SCHEMA,
+        ),
+        str(path),
+        ("model_id",),
+    )
+    log = path / "_delta_log"
+    if damage == "garbage_log":
+        # Remove the checksums too, or Hadoop rejects the file before Delta parses it.
+        for checksum in log.glob("*.crc"):
+            checksum.unlink()
+        for checksum in log.glob(".*.crc"):
+            checksum.unlink()
+        for entry in log.glob("*.json"):
+            entry.write_text("not a Delta log entry {", encoding="utf-8")
+    else:
+        shutil.rmtree(log)
+    config_path = Path(gate_file(tmp_path, f"damaged_{damage}_gate"))
+    config_path.write_text(
+        config_path.read_text(encoding="utf-8").replace(
+            "tables:\n", f"tables:\n  probes_table: {table}\n"
+        ),
+        encoding="utf-8",
+    )
+
+    code = cli_main([
+        "gate", "--model-id", "good-030", "--no-register", "--warehouse", candidates,
+        "--config", str(config_path), "--tracking-uri", tracking_uri,
+        "--data-date", DATA_DATE.isoformat(),
+    ])
+
+    error = capsys.readouterr().err.strip().splitlines()
+    assert code == EXIT_INFRASTRUCTURE
+    assert len(error) == 1
+    assert error[0].startswith(f"streamrec-spark: cannot read the serving probes table {path}: ")
+    assert "re-run the probe_model stage" in error[0]
+    assert "collectToPython" not in error[0]
+    if damage == "no_log":
+        assert "no Delta log (_delta_log)" in error[0]
+    row = list(decisions(spark, candidates, f"damaged_{damage}_gate").values())[0]
+    assert row["decision"] == rules.ERROR
+
+
+# --- data validation and MLflow availability -------------------------------------------------
+
+
+def test_failed_click_stream_validation_blocks(spark, gate_config, candidates, tracking_uri):
+    config = gate_named(gate_config, "data_gate")
+    failed_day, unvalidated_day = date(2024, 6, 1), date(2024, 6, 2)
+    write_validation_run(
+        spark, candidates, status="failed", day=failed_day, run_id="cs-0601", blocking_failures=3
+    )
+
+    failed = gate(spark, config, candidates, "good-030", tracking_uri, register=False, data_date=failed_day)
+    missing = gate(
+        spark, config, candidates, "good-030", tracking_uri, register=False, data_date=unvalidated_day
+    )
+    # Without a data date the gate judges each dataset's latest partition: the failed one.
+    latest = gate(spark, config, candidates, "good-030", tracking_uri, register=False, data_date=None)
+
+    assert failed.decision == rules.BLOCK
+    assert failed.exit_code == EXIT_FAILED
+    assert failed.reason_codes == (rules.DATA_VALIDATION_FAILED,)
+    assert [c.rule for c in failed.failed] == ["data_validation:click_stream"]
+    assert failed.record["data_validation"]["click_stream.run_id"] == "cs-0601"
+    stored = comparisons(spark, candidates, failed.decision_id)["data_validation:click_stream"]
+    assert stored["passed"] is False
+    assert stored["reason_code"] == rules.DATA_VALIDATION_FAILED
+    assert stored["detail"] == (
+        "validation run cs-0601 of click_stream for 2024-06-01 failed with 3 blocking check failures"
+    )
+    row = decisions(spark, candidates, "data_gate")[failed.decision_id]
+    assert list(row["reason_codes"]) == [rules.DATA_VALIDATION_FAILED]
+    assert missing.reason_codes == (rules.MISSING_DATA_VALIDATION,)
+    assert "no validation run of click_stream for 2024-06-02" in missing.failed[0].detail
+    assert latest.reason_codes == (rules.DATA_VALIDATION_FAILED,)
+
+
+def test_closed_tracking_port_exits_3(spark, candidates, tmp_path, capsys, monkeypatch):
+    # The gate file's bounded HTTP settings apply, not an environment value.
+    for name in (
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    # A loopback port that nothing listens on: bind it, then release it.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    started = time.monotonic()
+    code = cli_main([
+        "gate", "--model-id", "low-010", "--no-register", "--warehouse", candidates,
+        "--config", gate_file(tmp_path, "offline_gate"), "--tracking-uri",
+        f"http://127.0.0.1:{port}", "--data-date", DATA_DATE.isoformat(),
+    ])
+    elapsed = time.monotonic() - started
+
+    captured = capsys.readouterr()
+    assert code == EXIT_INFRASTRUCTURE
+    assert elapsed < 30.0
+    error = captured.err.strip().splitlines()
+    assert len(error) == 1
+    assert "decided BLOCK for model low-010 and recorded it in Delta" in error[0]
+    assert f"MLflow store 'http://127.0.0.1:{port}' failed" in error[0]
+    assert "ConnectionRefusedError" in error[0]
+    assert "exit 3: gate run" in captured.out
+    rows = list(decisions(spark, candidates, "offline_gate").values())
+    assert len(rows) == 1
+    assert rows[0]["decision"] == rules.BLOCK
+    assert rows[0]["exit_code"] == EXIT_INFRASTRUCTURE
+    assert rows[0]["mlflow_run_id"] is None
+    assert f"127.0.0.1:{port}" in rows[0]["tracking_error"]
+    assert len(comparisons(spark, candidates, rows[0]["decision_id"])) == TEAM_GATE_COMPARISONS
+    assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ
 
 
 # --- entry points ----------------------------------------------------------------------------
@@ -536,12 +723,13 @@ def test_cli_prints_table_and_exits_1(spark, candidates, tracking_uri, tmp_path,
     code = cli_main([
         "gate", "--model-id", "low-010", "--no-register", "--warehouse", candidates,
         "--config", gate_file(tmp_path, "cli_gate"), "--tracking-uri", tracking_uri,
+        "--data-date", DATA_DATE.isoformat(),
     ])
     output = capsys.readouterr().out
     assert code == EXIT_FAILED
     assert "recall_at_20" in output
     assert "BELOW_FLOOR" in output
-    assert "BLOCK: 1 of 24 comparisons failed (BELOW_FLOOR)" in output
+    assert f"BLOCK: 1 of {TEAM_GATE_COMPARISONS} comparisons failed (BELOW_FLOOR)" in output
     assert len(decisions(spark, candidates, "cli_gate")) == 1
 
 
@@ -549,6 +737,7 @@ def test_cli_json_output(spark, candidates, tracking_uri, tmp_path, capsys):
     code = cli_main([
         "gate", "--model-id", "low-010", "--no-register", "--warehouse", candidates, "--format",
         "json", "--config", gate_file(tmp_path, "json_gate"), "--tracking-uri", tracking_uri,
+        "--data-date", DATA_DATE.isoformat(),
     ])
     document = json.loads(capsys.readouterr().out)
     assert code == EXIT_FAILED
@@ -556,7 +745,7 @@ def test_cli_json_output(spark, candidates, tracking_uri, tmp_path, capsys):
     assert document["decision"] == rules.BLOCK
     assert document["reasons"] == [rules.BELOW_FLOOR]
     assert document["gate"] == "json_gate"
-    assert len(document["comparisons"]) == 24
+    assert len(document["comparisons"]) == TEAM_GATE_COMPARISONS
     assert document["data_validation"]["datasets"] == 1
 
 

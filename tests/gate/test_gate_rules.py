@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from streamrec_spark.errors import ConfigError
 from streamrec_spark.gate import rules
 from streamrec_spark.gate.config import (
     BehavioralRequirement,
+    DataValidationRequirement,
     MetricRule,
     ServingLimits,
     SliceFloor,
@@ -23,7 +25,10 @@ from streamrec_spark.gate.rules import (
     MetricValue,
     ModelMetrics,
     ProbeResult,
+    ValidationRun,
+    ValidationSummary,
     compare_behavioral,
+    compare_data_validation,
     compare_metric,
     compare_serving,
     compare_slice_floor,
@@ -57,6 +62,18 @@ def probe(p99: float | None = 30.0, size: float | None = 120.0, status: str = "O
 
 def behavioral_row(name: str, passed: bool = True, status: str = "passed") -> BehavioralRow:
     return BehavioralRow(name, "MFT", passed, status, None, 0.2, 0.15, "min_value", 100, 10)
+
+
+DATA_DATE = date(2024, 5, 1)
+RUNS_TABLE = "/warehouse/runs"
+
+
+def validation(*runs: ValidationRun, found: bool = True) -> ValidationSummary:
+    return ValidationSummary(table=RUNS_TABLE, table_found=found, partition_date=DATA_DATE, runs=runs)
+
+
+def validation_run(dataset: str = "click_stream", status: str = "passed", **changes) -> ValidationRun:
+    return ValidationRun(dataset=dataset, partition_date=DATA_DATE, run_id=f"{dataset}-run", status=status, **changes)
 
 
 # --- tolerance -------------------------------------------------------------------------------
@@ -271,6 +288,99 @@ def test_behavioral_extra_test_is_ignored():
     assert all(c.passed for c in comparisons)
 
 
+def test_behavioral_failure_rate_detail():
+    row = BehavioralRow("dir_recency", "DIR", False, "failed", "FAILURE_RATE_ABOVE_MAX", 0.6, 0.1, "max_failure_rate", 100, 60)
+    comparison = compare_behavioral(("dir_recency",), BehavioralRun("suite_v2", "run-1", (row,)))[0]
+    assert comparison.detail == (
+        "DIR test dir_recency failed: failure rate 0.6 is above the allowed maximum 0.1; "
+        "60 of 100 cases failed (rate 0.6)"
+    )
+    assert comparison.upper_limit == 0.1
+    assert comparison.floor is None
+    assert comparison.difference == pytest.approx(0.5)
+
+
+def test_behavioral_minimum_detail():
+    row = BehavioralRow("inv_platform_switch", "INV", False, "failed", None, 0.6, 0.7, "min_unchanged_share", 150, 45)
+    comparison = compare_behavioral(("inv_platform_switch",), BehavioralRun("suite_v2", "run-1", (row,)))[0]
+    assert comparison.detail == (
+        "INV test inv_platform_switch failed: mean unchanged share 0.6 is below the required "
+        "minimum 0.7; 45 of 150 cases failed (rate 0.3)"
+    )
+    assert comparison.floor == 0.7
+    assert comparison.upper_limit is None
+
+
+def test_behavioral_errored_detail():
+    row = BehavioralRow("mft_recall_web", "MFT", False, "errored", "EMPTY_SLICE", None, 0.1, "min_value", 0, 0)
+    comparison = compare_behavioral(("mft_recall_web",), BehavioralRun("suite_v2", "run-1", (row,)))[0]
+    assert comparison.detail == "MFT test mft_recall_web errored (EMPTY_SLICE): no cases; a required test must pass"
+    assert comparison.difference is None
+
+
+def test_behavioral_missing_details():
+    missing_run = compare_behavioral(TESTS, BehavioralRun("suite_v2", None))[0]
+    assert missing_run.detail == "required suite suite_v2 has no result for the candidate"
+    incomplete = compare_behavioral(("absent",), BehavioralRun("suite_v2", "run-1", (behavioral_row("mft_a"),)))[0]
+    assert incomplete.detail == "required test absent has no result in run run-1"
+
+
+# --- data validation -------------------------------------------------------------------------
+
+REQUIRED = DataValidationRequirement(datasets=("click_stream",))
+
+
+@pytest.mark.parametrize("status", ["passed", "warned"])
+def test_data_validation_accepted(status):
+    comparisons = compare_data_validation(REQUIRED, validation(validation_run(status=status)))
+    assert len(comparisons) == 1
+    assert comparisons[0].passed
+    assert comparisons[0].rule == "data_validation:click_stream"
+    assert comparisons[0].kind == rules.KIND_DATA_VALIDATION
+    assert comparisons[0].reason_code is None
+
+
+@pytest.mark.parametrize("status", ["failed", "errored"])
+def test_data_validation_failed_run_blocks(status):
+    run = validation_run(status=status, blocking_failures=2, error_code="INPUT_MISSING")
+    comparison = compare_data_validation(REQUIRED, validation(run))[0]
+    assert not comparison.passed
+    assert comparison.reason_code == rules.DATA_VALIDATION_FAILED
+    assert comparison.detail == (
+        f"validation run click_stream-run of click_stream for 2024-05-01 {status} with 2 "
+        "blocking check failures (error INPUT_MISSING)"
+    )
+
+
+def test_data_validation_missing_run_blocks():
+    # Another dataset's passing run does not stand in for the required one.
+    comparison = compare_data_validation(REQUIRED, validation(validation_run("item_metadata")))[0]
+    assert not comparison.passed
+    assert comparison.reason_code == rules.MISSING_DATA_VALIDATION
+    assert comparison.detail == f"no validation run of click_stream for 2024-05-01 in {RUNS_TABLE}"
+
+
+def test_data_validation_missing_table_blocks():
+    comparison = compare_data_validation(REQUIRED, validation(found=False))[0]
+    assert not comparison.passed
+    assert comparison.reason_code == rules.MISSING_VALIDATION_TABLE
+    assert RUNS_TABLE in comparison.detail
+
+
+def test_data_validation_not_read_blocks():
+    comparison = compare_data_validation(REQUIRED, None)[0]
+    assert comparison.reason_code == rules.MISSING_VALIDATION_TABLE
+
+
+def test_data_validation_each_dataset_judged():
+    requirement = DataValidationRequirement(datasets=("click_stream", "user_profiles"))
+    comparisons = compare_data_validation(requirement, validation(validation_run(), validation_run("user_profiles", "failed")))
+    assert [(c.rule, c.reason_code) for c in comparisons] == [
+        ("data_validation:click_stream", None),
+        ("data_validation:user_profiles", rules.DATA_VALIDATION_FAILED),
+    ]
+
+
 # --- serving ---------------------------------------------------------------------------------
 
 
@@ -337,12 +447,30 @@ def all_tests_passed(config) -> BehavioralRun:
 
 
 def test_team_gate_pass_without_champion(team_gate):
-    decision = decide(team_gate, good_metrics("cand"), None, all_tests_passed(team_gate), probe())
+    decision = decide(
+        team_gate, good_metrics("cand"), None, all_tests_passed(team_gate), probe(), None,
+        validation(validation_run()),
+    )
     assert decision.decision == rules.PASS
     assert decision.no_baseline
-    # 3 metric rules, 5 slice floors, 14 behavioral tests, 2 serving limits.
-    assert len(decision.comparisons) == 3 + 5 + 14 + 2
+    # 3 metric rules, 5 slice floors, 14 behavioral tests, 2 serving limits, 1 dataset.
+    assert len(decision.comparisons) == 3 + 5 + 14 + 2 + 1
     assert decision.reason_codes == ()
+
+
+def test_team_gate_blocks_on_failed_click_stream(team_gate):
+    decision = decide(
+        team_gate, good_metrics("cand"), None, all_tests_passed(team_gate), probe(), None,
+        validation(validation_run(status="failed")),
+    )
+    assert decision.decision == rules.BLOCK
+    assert [c.rule for c in decision.failed] == ["data_validation:click_stream"]
+    assert decision.reason_codes == (rules.DATA_VALIDATION_FAILED,)
+
+
+def test_team_gate_without_validation_input_blocks(team_gate):
+    decision = decide(team_gate, good_metrics("cand"), None, all_tests_passed(team_gate), probe())
+    assert decision.reason_codes == (rules.MISSING_VALIDATION_TABLE,)
 
 
 def test_team_gate_blocks_on_regression(team_gate):
@@ -350,7 +478,8 @@ def test_team_gate_blocks_on_regression(team_gate):
     # (0.02 allowed), NDCG 0.20 is 0.02 below 0.22 (0.015 allowed), and hit rate 0.50 is
     # 0.05 below 0.55 (0.03 allowed).
     decision = decide(
-        team_gate, good_metrics("cand"), good_metrics("champ", 1.1), all_tests_passed(team_gate), probe()
+        team_gate, good_metrics("cand"), good_metrics("champ", 1.1), all_tests_passed(team_gate), probe(),
+        None, validation(validation_run()),
     )
     assert decision.decision == rules.BLOCK
     assert not decision.no_baseline
@@ -369,6 +498,8 @@ def test_team_gate_collects_every_reason(team_gate):
         None,
         BehavioralRun(team_gate.behavioral.suite, None),
         probe(p99=50.0),
+        None,
+        validation(),
     )
     assert decision.decision == rules.BLOCK
     assert decision.reason_codes == (
@@ -376,11 +507,12 @@ def test_team_gate_collects_every_reason(team_gate):
         rules.MISSING_SLICE,
         rules.MISSING_BEHAVIORAL_RESULT,
         rules.LATENCY_ABOVE_LIMIT,
+        rules.MISSING_DATA_VALIDATION,
     )
 
 
 def test_decide_without_behavioral_input_fails_closed(team_gate):
-    decision = decide(team_gate, good_metrics("cand"), None, None, probe())
+    decision = decide(team_gate, good_metrics("cand"), None, None, probe(), None, validation(validation_run()))
     assert decision.reason_codes == (rules.MISSING_BEHAVIORAL_RESULT,)
 
 
@@ -390,7 +522,7 @@ def test_decide_rejects_gate_without_metric_rules(team_gate):
 
 
 def test_decide_skips_unconfigured_sections(team_gate):
-    gate = replace(team_gate, behavioral=None, serving=None, slice_floors=())
+    gate = replace(team_gate, behavioral=None, serving=None, slice_floors=(), data_validation=None)
     decision = decide(gate, good_metrics("cand"), None)
     assert decision.decision == rules.PASS
     assert [c.kind for c in decision.comparisons] == [rules.KIND_METRIC] * 3

@@ -31,3 +31,13 @@ def test_holiday_model_fails_only_recency(outcome):
     assert details["holiday_decision"] == "BLOCK"
     assert not details["holiday_registered"]
     assert details["replay_problems"] == []
+
+
+def test_usual_model_is_the_champion(outcome):
+    details = outcome.details
+    # Gated on its own week before the holiday, the usual model passed every rule and was
+    # registered, so the holiday model is compared with it rather than with floors alone.
+    assert details["usual_decision"] == "PASS"
+    assert details["usual_failed_rules"] == {}
+    assert details["champion"] == "holiday-replay-usual"
+    assert "the champion stays holiday-replay-usual" in outcome.blocked

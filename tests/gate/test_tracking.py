@@ -1,21 +1,29 @@
-"""MLflow record of gate decisions, against real local sqlite stores (no Spark)."""
+"""MLflow record of gate decisions, against real local sqlite stores.
+
+Spark is used only to fit the small model that a passing decision registers."""
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import socket
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from streamrec_spark.errors import InvalidRequestError
 from streamrec_spark.gate.tracking import (
     CHAMPION_ALIAS,
     DECISION_ARTIFACT,
+    HTTP_BACKOFF_FACTOR_ENV,
+    HTTP_MAX_RETRIES_ENV,
+    HTTP_TIMEOUT_ENV,
     MODEL_ARTIFACT_PATH,
     TrackingConfig,
     default_tracking_uri,
+    http_settings,
     record_decision,
 )
 
@@ -91,12 +99,8 @@ def client(warehouse):
 
 
 @pytest.fixture()
-def model_dir(tmp_path) -> Path:
-    folder = tmp_path / "candidate"
-    folder.mkdir()
-    (folder / "model.json").write_text('{"kind": "affinity"}', encoding="utf-8")
-    (folder / "arrays.npz").write_bytes(b"\x00" * 64)
-    return folder
+def model_dir(saved_model_dir) -> Path:
+    return Path(saved_model_dir)
 
 
 def tracking(model_name: str = "streamrec_v2") -> TrackingConfig:
@@ -183,13 +187,92 @@ def test_pass_registers_new_versions(warehouse, client, model_dir):
     assert version.tags["gate_run_id"] == "gate-run-first"
     assert version.tags["model_id"] == "affinity-first"
     artifacts = client.list_artifacts(first_result.run_id, MODEL_ARTIFACT_PATH)
-    assert {Path(item.path).name for item in artifacts} == {"model.json", "arrays.npz"}
+    assert {"MLmodel", "artifacts", "code", "requirements.txt"} <= {Path(item.path).name for item in artifacts}
+    saved = client.list_artifacts(first_result.run_id, f"{MODEL_ARTIFACT_PATH}/artifacts/popularity")
+    assert {Path(item.path).name for item in saved} == {"model.json", "arrays.npz"}
     run = client.get_run(first_result.run_id)
     assert run.data.tags["no_baseline"] == "true"
     assert run.data.tags["registered_model_version"] == "1"
     champion = client.get_model_version_by_alias("streamrec_pass", CHAMPION_ALIAS)
     assert int(champion.version) == 2
     assert champion.run_id == second_result.run_id
+
+
+@pytest.fixture()
+def registry_uris(warehouse):
+    """Point MLflow's process-wide URIs at the module's store, and unset them afterwards."""
+    import mlflow
+
+    uri = default_tracking_uri(str(warehouse))
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    yield uri
+    mlflow.set_tracking_uri(None)
+    mlflow.set_registry_uri(None)
+
+
+def test_registered_version_loads_as_pyfunc(warehouse, model_dir, registry_uris):
+    import mlflow.pyfunc
+
+    record = gate_record("PASS", "popularity-pyfunc", "gate-run-pyfunc")
+    result = record_decision(tracking("streamrec_pyfunc"), str(warehouse), record, str(model_dir), True)
+    assert result.error is None
+
+    model = mlflow.pyfunc.load_model(f"models:/streamrec_pyfunc/{result.registered_version}")
+    requests = pd.DataFrame(
+        [
+            {
+                "user_id": 7,
+                "now": 1714521600.0,
+                "platform": "ios",
+                "history": [{"item_id": 30, "event_type": "complete", "timestamp": 1714500000.0}],
+            },
+            {"user_id": 8, "now": 1714521600.0, "history": []},
+        ]
+    )
+    top_two = model.predict(requests, params={"k": 2})
+    unseen = model.predict(requests.iloc[[0]], params={"exclude_seen": True})
+
+    # The popularity model ranks items 30, 20, 10 for every user.
+    assert list(top_two.columns) == ["user_id", "rank", "item_id", "score"]
+    assert top_two[["user_id", "rank", "item_id"]].values.tolist() == [[7, 1, 30], [7, 2, 20], [8, 1, 30], [8, 2, 20]]
+    assert top_two[top_two.user_id == 7]["score"].is_monotonic_decreasing
+    assert unseen["item_id"].tolist() == [20, 10]
+    alias = mlflow.pyfunc.load_model(f"models:/streamrec_pyfunc@{CHAMPION_ALIAS}")
+    assert alias.predict(requests.iloc[[1]], params={"k": 1})["item_id"].tolist() == [30]
+
+
+def test_unloadable_model_folder_not_registered(warehouse, client, tmp_path):
+    folder = tmp_path / "not-a-model"
+    folder.mkdir()
+    (folder / "weights.json").write_text("{}", encoding="utf-8")
+    record = gate_record("PASS", "broken-model", "gate-run-broken-model")
+
+    result = record_decision(tracking("streamrec_broken"), str(warehouse), record, str(folder), True)
+
+    assert result.run_id is not None
+    assert result.registered_version is None
+    assert f"model folder '{folder}' cannot be registered" in result.error
+    assert "model.json is missing" in result.error
+    assert "\n" not in result.error
+    assert client.get_run(result.run_id).info.status == "FAILED"
+    assert client.search_registered_models(filter_string="name = 'streamrec_broken'") == []
+
+
+def test_http_settings_respect_environment(monkeypatch):
+    monkeypatch.delenv(HTTP_TIMEOUT_ENV, raising=False)
+    monkeypatch.delenv(HTTP_BACKOFF_FACTOR_ENV, raising=False)
+    monkeypatch.setenv(HTTP_MAX_RETRIES_ENV, "5")
+    config = TrackingConfig(None, None, EXPERIMENT, "m", http_timeout_seconds=3, http_max_retries=1, http_backoff_factor=0)
+
+    with http_settings(config) as settings:
+        inside = {name: os.environ.get(name) for name in settings}
+
+    assert inside == {HTTP_TIMEOUT_ENV: "3", HTTP_MAX_RETRIES_ENV: "5", HTTP_BACKOFF_FACTOR_ENV: "0"}
+    assert settings == inside
+    assert HTTP_TIMEOUT_ENV not in os.environ
+    assert HTTP_BACKOFF_FACTOR_ENV not in os.environ
+    assert os.environ[HTTP_MAX_RETRIES_ENV] == "5"
 
 
 def test_nan_candidate_stored_as_null(warehouse, client, tmp_path):
@@ -265,7 +348,7 @@ def test_server_password_not_in_error(tmp_path, monkeypatch):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv(HTTP_MAX_RETRIES_ENV, "0")
     config = TrackingConfig(f"http://gate:s3cret@127.0.0.1:{port}", None, EXPERIMENT, "m")
     record = gate_record("BLOCK", "affinity-server", "gate-run-server")
 
@@ -273,6 +356,7 @@ def test_server_password_not_in_error(tmp_path, monkeypatch):
 
     assert result.run_id is None
     assert f"MLflow store 'http://gate:***@127.0.0.1:{port}' failed" in result.error
+    assert "ConnectionRefusedError" in result.error
     assert "s3cret" not in result.error
 
 
