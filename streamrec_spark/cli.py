@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from streamrec_spark.errors import (
@@ -31,11 +31,22 @@ class _ArgumentParser(argparse.ArgumentParser):
         self.exit(EXIT_INVALID, f"{self.prog}: error: {message} (see --help)\n")
 
 
+# Spark rebases Parquet dates before 1582-10-15 and timestamps before 1900-01-01 between the
+# Julian and the Proleptic Gregorian calendars, and fails on them by default, so a partition
+# date must not be older than this.
+EARLIEST_DATE = date(1900, 1, 1)
+
+
 def _date(text: str) -> date:
     try:
-        return date.fromisoformat(text)
+        value = date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid date {text!r}; use YYYY-MM-DD") from None
+    if not EARLIEST_DATE <= value < date.max:
+        raise argparse.ArgumentTypeError(
+            f"invalid date {text!r}; use a date from {EARLIEST_DATE} to {date.max - timedelta(days=1)}"
+        )
+    return value
 
 
 def _conf_pair(text: str) -> tuple[str, str]:
@@ -170,6 +181,8 @@ def command_demo(args: argparse.Namespace) -> int:
 
 
 def command_sql(args: argparse.Namespace) -> int:
+    from pyspark.errors import AnalysisException
+
     from streamrec_spark.delta_tables import register_warehouse
 
     spark = _session(args, "streamrec-sql")
@@ -182,7 +195,17 @@ def command_sql(args: argparse.Namespace) -> int:
             "folder that holds runs/, expectation_results/ and metrics/)"
         )
     logger.info("registered %s as %s.*", ", ".join(tables), args.database)
-    spark.sql(args.query).show(args.limit, truncate=False)
+    try:
+        result = spark.sql(args.query)
+    except AnalysisException as exc:
+        # ParseException is an AnalysisException too: the query text is the user's input, so
+        # an unknown database, table or column, or a syntax error, is an invalid request.
+        first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        registered = ", ".join(f"{args.database}.{name}" for name in tables)
+        raise InvalidRequestError(
+            f"invalid query: {first.strip()[:300]}; the tables are {registered}"
+        ) from None
+    result.show(args.limit, truncate=False)
     return 0
 
 

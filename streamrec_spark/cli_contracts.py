@@ -144,7 +144,7 @@ def command_features(args: argparse.Namespace) -> int:
 
 
 def command_replay_incidents(args: argparse.Namespace) -> int:
-    from streamrec_spark.incidents import INCIDENTS
+    from streamrec_spark.incidents import INCIDENTS, format_summary
 
     names = args.incidents or list(INCIDENTS)
     unknown = [name for name in names if name not in INCIDENTS]
@@ -160,11 +160,7 @@ def command_replay_incidents(args: argparse.Namespace) -> int:
         print(outcome.describe())
         print()
         outcomes.append(outcome)
-    print(f"{'incident':<16} {'caught':<7} {'stage':<40} {'check':<36} blocked")
-    for outcome in outcomes:
-        check = f"{outcome.dataset}.{outcome.check}"
-        print(f"{outcome.incident:<16} {'yes' if outcome.caught else 'NO':<7} {outcome.stage:<40} "
-              f"{check:<36} {outcome.blocked or '-'}")
+    print(format_summary(outcomes))
     print(f"\nResults are in Delta tables under {workdir / 'warehouse'} (the holiday model's "
           f"under {workdir / 'holiday' / 'warehouse'}).")
     return 0 if all(outcome.caught for outcome in outcomes) else 1

@@ -19,7 +19,7 @@ The replays share the work folder: the conversion and every accepted validation 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -122,6 +122,26 @@ class IncidentOutcome:
         lines.append(f"  {self.message}")
         lines.extend(f"  - {note}" for note in self.notes)
         return "\n".join(lines)
+
+
+def format_summary(outcomes: Sequence[IncidentOutcome]) -> str:
+    """Render one row per incident: whether it was caught, at which stage, by which check.
+
+    Each column is as wide as its longest value, and the last one, what the catch blocked, is
+    left unpadded, so no value runs into the next column.
+    """
+    header = ("incident", "caught", "stage", "check", "blocked")
+    rows = [
+        (outcome.incident, "yes" if outcome.caught else "NO", outcome.stage,
+         f"{outcome.dataset}.{outcome.check}", outcome.blocked or "-")
+        for outcome in outcomes
+    ]
+    widths = [max(len(row[column]) for row in (header, *rows)) for column in range(len(header) - 1)]
+    lines = []
+    for row in (header, *rows):
+        padded = [value.ljust(width) for value, width in zip(row, widths)]
+        lines.append("  ".join([*padded, row[-1]]))
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import getpass
 import glob
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -24,6 +26,15 @@ def delta_jars_dir() -> Path:
     """
     override = os.environ.get("STREAMREC_JARS_DIR")
     return Path(override) if override else _REPO_ROOT / ".cache" / "jars"
+
+
+def local_catalog_dir() -> Path:
+    """Return the folder that holds the empty database folders of a local-mode session."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # a container user with no passwd entry and no $USER
+        user = "default"
+    return Path(tempfile.gettempdir()) / f"streamrec-spark-catalog-{user}"
 
 
 def delta_conf(conf: Mapping[str, str]) -> dict[str, str]:
@@ -84,6 +95,10 @@ def build_session(
         conf = {
             "spark.sql.shuffle.partitions": "8",
             "spark.databricks.delta.snapshotPartitions": "4",
+            # Local mode keeps its catalog in memory, so the folder Spark makes for each
+            # database holds nothing. Its default is ./spark-warehouse, which would litter the
+            # caller's working directory.
+            "spark.sql.warehouse.dir": str(local_catalog_dir()),
             **conf,
         }
     settings = {

@@ -61,9 +61,14 @@ def test_spark_submit_job_on_real_day(spark, tmp_path):
         "--warehouse", str(warehouse), "--database", "e2e_job",
     ]
     environment = {**os.environ, "PYSPARK_PYTHON": sys.executable}
-    finished = subprocess.run(command, capture_output=True, text=True, timeout=600, env=environment)
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=600, env=environment,
+                              cwd=workdir)
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert f"click_stream {DAY}: WARNED" in finished.stdout
+    # Registering the tables in the catalog database leaves no spark-warehouse/ behind.
+    assert list(workdir.iterdir()) == []
 
     # A separate session attaches the tables and reads them with Spark SQL.
     ResultStore(spark, str(warehouse), "e2e_read").ensure_tables()

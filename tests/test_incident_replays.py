@@ -20,6 +20,7 @@ from streamrec_spark.features.job import (
 )
 from streamrec_spark.incidents import (
     STAGE_RAW_TO_VALIDATED,
+    format_summary,
     replay_formula_change,
     replay_new_event_type,
     replay_platform_drop,
@@ -174,3 +175,18 @@ def test_platform_drop_keeps_total_volume_in_range(platform_drop):
     # threshold, on either side depending on the reference days, so it is reported, not relied on.
     assert others["volume_row_count"]["status"] == "passed"
     assert 0.1 < others["drift_platform"]["observed"] < 0.4
+
+
+def test_summary_columns_fit_longest_values(formula_change, new_event_type, platform_drop):
+    lines = format_summary([formula_change, new_event_type, platform_drop]).splitlines()
+
+    assert len(lines) == 4
+    header = lines[0]
+    starts = [header.index(name) for name in ("caught", "stage", "check", "blocked")]
+    for outcome, line in zip([formula_change, new_event_type, platform_drop], lines[1:]):
+        # Every value starts under its own heading, after the longest value above it.
+        values = [("yes" if outcome.caught else "NO"), outcome.stage,
+                  f"{outcome.dataset}.{outcome.check}", outcome.blocked or "-"]
+        for start, value in zip(starts, values):
+            assert line[start:].startswith(value), (line, value)
+            assert line[start - 2:start] == "  ", line

@@ -232,6 +232,8 @@ def test_standard_feed_failure_does_not_stop_pipeline(spark, contract, tmp_path)
     [
         (["--dataset", "clickstream"], "unknown dataset 'clickstream'"),
         (["--date", "2024-13-01"], "invalid date '2024-13-01'"),
+        (["--date", "0001-01-03"], "invalid date '0001-01-03'; use a date from 1900-01-01"),
+        (["--date", "9999-12-31"], "to 9999-12-30"),
         (["--as-of", "yesterday"], "invalid --as-of 'yesterday'"),
     ],
 )
@@ -288,18 +290,24 @@ def test_cli_invalid_database_exits_2_before_spark(registry, tmp_path, capsys):
     assert not (tmp_path / "wh").exists()
 
 
-def test_cli_sql_error_exits_3_with_one_line(spark, contract, tmp_path, capsys):
+def test_cli_sql_invalid_query_exits_2(spark, contract, tmp_path, capsys):
     root, warehouse = tmp_path / "input", tmp_path / "wh"
     write_day(spark, root, clean_rows())
     validate_partition(spark, contract, request(root, warehouse))
     capsys.readouterr()
 
-    code = main(["sql", "SELECT no_such_column FROM cli_sql.runs", "--warehouse",
-                 str(warehouse), "--database", "cli_sql"])
-    assert code == 3
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1
-    assert err[0].startswith("streamrec-spark: sql failed:")
+    for query, problem in [
+        ("SELECT no_such_column FROM cli_sql.runs", "UNRESOLVED_COLUMN"),
+        ("SELECT * FROM cli_sqll.runs", "TABLE_OR_VIEW_NOT_FOUND"),
+        ("SELEKT 1", "PARSE_SYNTAX_ERROR"),
+    ]:
+        code = main(["sql", query, "--warehouse", str(warehouse), "--database", "cli_sql"])
+        assert code == 2, query
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1, query
+        assert err[0].startswith("streamrec-spark: invalid query: ["), query
+        assert problem in err[0], query
+        assert "cli_sql.expectation_results" in err[0], query
 
     assert main(["sql", "SELECT COUNT(*) AS n FROM cli_sql.expectation_results", "--warehouse",
                  str(warehouse), "--database", "cli_sql"]) == 0
