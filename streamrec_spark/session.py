@@ -28,13 +28,35 @@ def delta_jars_dir() -> Path:
     return Path(override) if override else _REPO_ROOT / ".cache" / "jars"
 
 
-def local_catalog_dir() -> Path:
-    """Return the folder that holds the empty database folders of a local-mode session."""
+def catalog_scratch_dir() -> Path:
+    """Return the folder for the empty database folders of an in-memory catalog."""
     try:
         user = getpass.getuser()
     except (KeyError, OSError):  # a container user with no passwd entry and no $USER
         user = "default"
     return Path(tempfile.gettempdir()) / f"streamrec-spark-catalog-{user}"
+
+
+def _in_memory_catalog_configured(conf: Mapping[str, str]) -> bool:
+    """Return False when the warehouse folder is set outside ``conf``, or the catalog is Hive.
+
+    spark-submit and spark-defaults.conf pass settings as JVM system properties, which only the
+    JVM's SparkConf sees, so they are read when the JVM is already running (under spark-submit,
+    or in a process that started Spark before). With a Hive metastore the warehouse folder holds
+    managed tables, and Spark may take it from hive-site.xml, so it is left alone.
+    """
+    from pyspark import SparkContext
+
+    implementation = conf.get("spark.sql.catalogImplementation")
+    # Starting the JVM here, before the builder's settings exist, would leave spark.jars off
+    # the driver's classpath, so a JVM is only asked when one is already running.
+    if SparkContext._gateway is not None or os.environ.get("PYSPARK_GATEWAY_PORT"):
+        SparkContext._ensure_initialized()
+        jvm_conf = SparkContext._jvm.org.apache.spark.SparkConf(True)
+        if jvm_conf.contains("spark.sql.warehouse.dir"):
+            return True
+        implementation = implementation or jvm_conf.get("spark.sql.catalogImplementation", "in-memory")
+    return (implementation or "in-memory") != "in-memory"
 
 
 def delta_conf(conf: Mapping[str, str]) -> dict[str, str]:
@@ -49,6 +71,11 @@ def delta_conf(conf: Mapping[str, str]) -> dict[str, str]:
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
     }
     shipped = conf.get("spark.jars.packages", "") + "," + conf.get("spark.jars", "")
+    if "delta-spark" in shipped and "streamrec-spark-jvm" not in shipped:
+        # The caller ships Delta, but the key-count aggregate is still this project's own.
+        own = sorted(glob.glob(str(delta_jars_dir() / "streamrec-spark-jvm-*.jar")))
+        if own:
+            settings["spark.jars"] = ",".join(filter(None, [conf.get("spark.jars"), *own]))
     if "delta-spark" not in shipped:
         jars = sorted(glob.glob(str(delta_jars_dir() / "*.jar")))
         if jars:
@@ -95,12 +122,12 @@ def build_session(
         conf = {
             "spark.sql.shuffle.partitions": "8",
             "spark.databricks.delta.snapshotPartitions": "4",
-            # Local mode keeps its catalog in memory, so the folder Spark makes for each
-            # database holds nothing. Its default is ./spark-warehouse, which would litter the
-            # caller's working directory.
-            "spark.sql.warehouse.dir": str(local_catalog_dir()),
             **conf,
         }
+    if "spark.sql.warehouse.dir" not in conf and not _in_memory_catalog_configured(conf):
+        # The in-memory catalog keeps nothing in the folders it makes for each database, and
+        # its default, ./spark-warehouse, would litter the caller's working directory.
+        conf["spark.sql.warehouse.dir"] = str(catalog_scratch_dir())
     settings = {
         "spark.ui.showConsoleProgress": "false",
         # Every timestamp comparison in the product is between instants; a UTC session makes the
