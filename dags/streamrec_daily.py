@@ -2,7 +2,10 @@
 
 Each task runs one stage of ``streamrec_spark.pipeline.stages.STAGES`` through
 ``scripts/spark-submit.sh`` for the run's logical date ``ds``, the day the run processes. The
-job file is part of each task's command text. The job's arguments are rendered when the task
+end of the run's data interval (``data_interval_end``, midnight UTC after ``ds`` for
+``@daily``) is the ``--as-of`` instant of the validation and feature stages, so a backfill or a
+cleared task of a past date re-runs with that day's freshness. The job file is part of each
+task's command text. The job's arguments are rendered when the task
 starts, from the pipeline configuration and by the same code that ``scripts/run_daily.sh``
 uses, so cron and Airflow run the same commands.
 
@@ -104,15 +107,21 @@ CONFIG = load_pipeline_config(PIPELINE_CONF, REPO_ROOT)
 TIERS = feed_tiers(CONFIG.registry)
 
 
-def stage_arguments(stage_name: str, ds: str) -> str:
-    """Return the shell-quoted arguments of a stage for the logical date ``ds`` (YYYY-MM-DD)."""
-    request = PipelineRequest(date.fromisoformat(ds))
+def stage_arguments(stage_name: str, ds: str, data_interval_end=None) -> str:
+    """Return the shell-quoted arguments of a stage for the logical date ``ds`` (YYYY-MM-DD).
+
+    ``data_interval_end`` (an aware datetime) becomes the ``--as-of`` instant of the
+    validation and feature stages. So a cleared or backfilled run of an old date measures
+    freshness against the end of that day, not against the time it runs.
+    """
+    as_of = data_interval_end.isoformat() if data_interval_end is not None else None
+    request = PipelineRequest(date.fromisoformat(ds), as_of)
     return shlex.join(stage_named(stage_name).arguments(CONFIG, request))
 
 
 def _command_template(stage: Stage) -> str:
     launcher = shlex.join((CONFIG.spark_submit, *CONFIG.spark_submit_options, stage.job_path(CONFIG)))
-    return f"{launcher} {{{{ stage_arguments({stage.name!r}, ds) }}}}"
+    return f"{launcher} {{{{ stage_arguments({stage.name!r}, ds, data_interval_end) }}}}"
 
 
 def _standard_feed(stage: Stage) -> bool:

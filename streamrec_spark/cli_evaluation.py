@@ -77,14 +77,33 @@ def _train(args: argparse.Namespace) -> int:
 
     config = load_models_config(args.config)
     spark = _session(args, f"streamrec-train-{args.model_type}")
-    events = read_events(spark, args.events)
-    items = read_table(spark, args.items, "item catalog") if args.items else None
     model = build_model(args.model_type, config)
     days = args.training_days or model.params.training_days
+    if args.skip_acceptance_check:
+        logger.warning("training on every day of the window without checking their validation "
+                       "runs (--skip-acceptance-check)")
+        events = read_events(spark, args.events)
+    else:
+        events = _accepted_events(spark, args, days)
+    items = read_table(spark, args.items, "item catalog") if args.items else None
     model.fit(events, TrainingWindow(end=midnight(args.train_end), days=days), items)
     folder = model.save(args.output)
     print(f"saved {args.model_type} model to {folder} ({model_size_bytes(folder)} bytes, {len(model.item_ids)} items)")
     return EXIT_PASSED
+
+
+def _accepted_events(spark, args: argparse.Namespace, days: int):
+    """Read the click-stream days of the training window that their validation accepted."""
+    from streamrec_spark.evaluation.inputs import read_events
+    from streamrec_spark.features.job import CLICK_STREAM_PARTITION
+    from streamrec_spark.features.training_input import accepted_training_events, window_dates
+    from streamrec_spark.validation.store import ResultStore
+
+    store = ResultStore(spark, args.warehouse, args.database)
+    dates = window_dates(args.train_end - timedelta(days=days), days)
+    events = read_events(spark, args.events, extra_columns=(CLICK_STREAM_PARTITION,))
+    accepted_events, _ = accepted_training_events(events, store, dates, args.dataset)
+    return accepted_events.drop(CLICK_STREAM_PARTITION)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -184,6 +203,16 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--training-days", type=int, help="window length in days (default: from --config)")
     train.add_argument("--output", required=True, help="folder to save the model to")
     train.add_argument("--config", default=str(DEFAULT_MODELS_CONFIG), help="models YAML file")
+    accepted = train.add_mutually_exclusive_group(required=True)
+    accepted.add_argument("--warehouse",
+                          help="folder of the validation result tables; only window days whose "
+                               "latest validation passed or warned are read")
+    accepted.add_argument("--skip-acceptance-check", action="store_true",
+                          help="train on every day of the window, validated or not (generated data)")
+    train.add_argument("--database", type=_identifier, default="streamrec",
+                       help="catalog database of the validation tables (default: streamrec)")
+    train.add_argument("--dataset", default="click_stream",
+                       help="dataset name of the click stream's validation runs (default: click_stream)")
     train.set_defaults(handler=_train)
 
     evaluate = subparsers.add_parser(

@@ -14,7 +14,10 @@ a random draw, so the same settings always give the same rows.
   holdout windows contain new users. Platforms come from ``synthetic_platform``.
 * Events: on an active day, a user picks a preferred genre with probability
   ``preference_strength`` and a uniformly random genre otherwise. Random picks are skipped more
-  often than preferred ones, and long-form items are completed more often.
+  often than preferred ones, and long-form items are completed more often. Each pick is a
+  ``view`` of the item. When the user did more, a ``click``, ``complete`` or ``skip`` of the same
+  item by the same user follows 30 seconds later, as the KuaiRand conversion expands a log row
+  into a view and its outcomes. So no user has more completions, clicks or skips than views.
 * Holiday: between ``holiday_start_day`` and ``holiday_end_day`` (end exclusive) users go back
   to their old genre and mostly watch its classics, so old content is briefly very popular.
 """
@@ -33,6 +36,9 @@ from streamrec_spark.datasets.clickstream import select_click_stream, synthetic_
 from streamrec_spark.models.genres import GENRES
 
 logger = logging.getLogger(__name__)
+
+# Seconds between a view and the click, complete or skip of the same item that follows it.
+OUTCOME_DELAY_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -140,25 +146,34 @@ def generate_scenario(spark: SparkSession, config: ScenarioConfig | None = None)
     complete_share = F.when(long_form, 0.55).otherwise(0.3) * F.when(F.col("preferred"), 1.0).otherwise(0.5)
     skip_share = F.when(F.col("preferred"), 0.1).otherwise(0.4)
     draw = F.col("type_draw")
-    event_type = (
+    outcome = (
         F.when(draw < complete_share, "complete")
         .when(draw < complete_share + 0.2, "click")
         .when(draw < complete_share + 0.2 + skip_share, "skip")
-        .otherwise("view")
     )
+    # Every pick is a view (step 0). An outcome adds its own event (step 1) after the view.
+    steps = F.when(outcome.isNull(), F.array(F.lit("view"))).otherwise(F.array(F.lit("view"), outcome))
+    events = events.select("*", F.posexplode(steps).alias("step", "event_type"))
+    event_type = F.col("event_type")
+
     start_epoch = config.day(0).replace(tzinfo=timezone.utc).timestamp()
-    seconds = F.col("day") * 86_400 + 8 * 3_600 + F.col("index") * 600 + F.floor(F.col("jitter") * 300)
+    # Picks are 600 s apart and jitter adds at most 300 s, so an outcome 30 s after its view
+    # comes before the user's next pick.
+    seconds = (
+        F.col("day") * 86_400 + 8 * 3_600 + F.col("index") * 600 + F.floor(F.col("jitter") * 300)
+        + F.col("step") * OUTCOME_DELAY_SECONDS
+    )
     session = F.concat_ws(
         "-", F.lit("s"), F.col("user_id").cast("string"), F.col("day").cast("string"),
         F.floor((F.col("index") - 1) / 4).cast("string"),
     )
     item_id = F.col("genre_index") + F.col("position") * genres
     frame = events.select(
-        F.concat_ws("-", F.lit("e"), F.col("user_id"), F.col("day"), F.col("index")).alias("event_id"),
+        F.concat_ws("-", F.lit("e"), F.col("user_id"), F.col("day"), F.col("index"), F.col("step")).alias("event_id"),
         F.col("user_id").cast("bigint").alias("user_id"),
         item_id.cast("bigint").alias("item_id"),
         F.when(F.col("session_draw") >= F.lit(config.null_session_share), session).alias("session_id"),
-        event_type.alias("event_type"),
+        event_type,
         F.col("platform"),
         F.when(event_type == "complete", 30.0 + F.col("jitter") * 90.0)
         .otherwise(1.0 + F.col("jitter") * 19.0)

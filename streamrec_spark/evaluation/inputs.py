@@ -36,16 +36,20 @@ def read_table(spark: SparkSession, path: str | Path, what: str) -> DataFrame:
         ) from exc
 
 
-def read_events(spark: SparkSession, path: str | Path) -> DataFrame:
-    """Read click-stream events and check that the columns the evaluation uses are present."""
+def read_events(spark: SparkSession, path: str | Path, extra_columns: tuple[str, ...] = ()) -> DataFrame:
+    """Read click-stream events and check that the columns the evaluation uses are present.
+
+    ``extra_columns`` are kept after the evaluation's columns, for example the partition column
+    ``event_date``, and are required as well.
+    """
     events = read_table(spark, path, "click-stream events")
-    missing = [name for name in EVENT_COLUMNS if name not in events.columns]
+    missing = [name for name in (*EVENT_COLUMNS, *extra_columns) if name not in events.columns]
     if missing:
         raise InputDataError(
             f"the click-stream events at {path} lack the columns {', '.join(missing)}",
             error_code="INVALID_EVENTS",
         )
-    return events.select(*EVENT_COLUMNS)
+    return events.select(*EVENT_COLUMNS, *extra_columns)
 
 
 def split_holdout(events: DataFrame, start: datetime, end: datetime) -> tuple[DataFrame, DataFrame]:

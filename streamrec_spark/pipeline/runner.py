@@ -20,7 +20,7 @@ import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
@@ -110,6 +110,9 @@ def select_stages(stages: Sequence[Stage], first: str | None = None,
     return tuple(stages[start:end + 1])
 
 
+Launcher = Callable[[Sequence[str], str], int]
+
+
 def _run_command(command: Sequence[str], cwd: str) -> int:
     """Run ``command`` with the runner's stdout and stderr and return its exit code.
 
@@ -133,14 +136,16 @@ def run_pipeline(
     tiers: dict[str, str],
     stages: Sequence[Stage] = STAGES,
     dry_run: bool = False,
+    launch: Launcher = _run_command,
 ) -> PipelineRun:
     """Run ``stages`` in order for the request's partition date and return what each one did.
 
     ``tiers`` maps each validated feed to its contract tier. A feed without an entry is treated
     as critical, so an unknown tier never lets the pipeline continue. With ``dry_run`` the
-    commands are logged and not started. The run's exit code is the code of the stage that
-    stopped it. A failure left for the gate to judge is the run's exit code when the run ends
-    before the gate, and otherwise the gate's code counts.
+    commands are logged and not started. ``launch(command, cwd)`` runs one stage's command and
+    returns its exit code, and the default starts it as a subprocess. The run's exit code is the
+    code of the stage that stopped it. A failure left for the gate to judge is the run's exit
+    code when the run ends before the gate, and otherwise the gate's code counts.
     """
     partition_date = request.partition_date
     runs: list[StageRun] = []
@@ -155,7 +160,7 @@ def run_pipeline(
             continue
 
         started = time.monotonic()
-        exit_code = _run_command(command, config.root)
+        exit_code = launch(command, config.root)
         seconds = time.monotonic() - started
         tier = tiers.get(stage.feed, CRITICAL_TIER) if stage.feed else None
 
@@ -164,7 +169,7 @@ def run_pipeline(
                          seconds)
             runs.append(StageRun(stage.name, command, exit_code, seconds, ACTION_STOP))
             if stage.feed in FEED_ALERT_STAGES:
-                runs.append(_send_feed_alert(FEED_ALERT_STAGES[stage.feed], config, request))
+                runs.append(_send_feed_alert(FEED_ALERT_STAGES[stage.feed], config, request, launch))
             return PipelineRun(partition_date, tuple(runs), exit_code, stopped_at=stage.name)
         if exit_code != EXIT_PASSED and stage.judged_by_gate:
             logger.warning(
@@ -188,12 +193,13 @@ def run_pipeline(
     return PipelineRun(partition_date, tuple(runs), left_for_gate)
 
 
-def _send_feed_alert(alert: Stage, config: PipelineConfig, request: PipelineRequest) -> StageRun:
+def _send_feed_alert(alert: Stage, config: PipelineConfig, request: PipelineRequest,
+                     launch: Launcher) -> StageRun:
     """Run the feed alert job; its exit code is logged and never changes the run's."""
     command = alert.command(config, request)
     logger.info("stage %s: %s", alert.name, shlex.join(command))
     started = time.monotonic()
-    exit_code = _run_command(command, config.root)
+    exit_code = launch(command, config.root)
     seconds = time.monotonic() - started
     if exit_code == EXIT_PASSED:
         logger.info("stage %s: exit 0 after %.1f s", alert.name, seconds)

@@ -150,6 +150,9 @@ def _train_arguments(config: PipelineConfig, request: PipelineRequest) -> tuple[
         "--train-end", holdout_start(config, partition_date).isoformat(),
         "--training-days", str(config.training_days),
         "--output", config.model_folder(partition_date),
+        # Only the window's click-stream days whose latest validation run accepted them.
+        "--warehouse", config.warehouse,
+        "--database", config.database,
         *_items("--items", config),
     )
 

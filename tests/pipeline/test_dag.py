@@ -127,12 +127,25 @@ def test_critical_feed_rule_in_graph(dag):
         assert list(dag.get_task(task_id).skip_on_exit_code) == []
 
 
+def render_context(dag, logical_date: str) -> dict:
+    """Return the template variables the commands use, for a scheduled run of ``logical_date``.
+
+    The data interval comes from the DAG's own timetable, as the scheduler computes it.
+    """
+    import pendulum
+
+    logical = pendulum.parse(logical_date, tz="UTC")
+    interval = dag.infer_automated_data_interval(logical)
+    return {"ds": logical.to_date_string(), "data_interval_end": interval.end}
+
+
 def test_task_commands_name_their_job_files(dag):
     config = load_pipeline_config(ROOT / "conf" / "pipeline" / "daily.yaml", ROOT)
-    request = PipelineRequest(date(2024, 5, 1))
+    request = PipelineRequest(date(2024, 5, 1), as_of="2024-05-02T00:00:00+00:00")
+    context = render_context(dag, "2024-05-01")
 
     for task in dag.tasks:
-        rendered = task.render_template(task.bash_command, {"ds": "2024-05-01"})
+        rendered = task.render_template(task.bash_command, context)
         words = shlex.split(rendered)
 
         assert words[0] == str(ROOT / "scripts" / "spark-submit.sh"), task.task_id
@@ -145,10 +158,24 @@ def test_task_commands_name_their_job_files(dag):
 def test_validation_task_renders_dataset_and_date(dag):
     task = dag.get_task("validate_user_profiles")
 
-    words = shlex.split(task.render_template(task.bash_command, {"ds": "2024-05-01"}))
+    words = shlex.split(task.render_template(task.bash_command, render_context(dag, "2024-05-01")))
 
     assert words[words.index("--dataset") + 1] == "user_profiles"
     assert words[words.index("--date") + 1] == "2024-05-01"
+
+
+def test_backfill_passes_end_of_day_as_of(dag):
+    # A past date re-run (backfill or clear) measures freshness against the end of that day.
+    context = render_context(dag, "2023-12-16")
+
+    for task_id in (*sorted(FEED_TASKS), "compute_features"):
+        task = dag.get_task(task_id)
+        words = shlex.split(task.render_template(task.bash_command, context))
+        assert words[words.index("--date") + 1] == "2023-12-16", task_id
+        assert words[words.index("--as-of") + 1] == "2023-12-17T00:00:00+00:00", task_id
+    for task_id in CHAIN[1:]:
+        task = dag.get_task(task_id)
+        assert "--as-of" not in shlex.split(task.render_template(task.bash_command, context)), task_id
 
 
 def test_only_exit_3_is_retried(dag):

@@ -166,6 +166,8 @@ def test_stage_commands_use_holdout_dates(tmp_path):
     assert evaluate[evaluate.index("--holdout-start") + 1] == "2024-04-25"
     assert evaluate[evaluate.index("--holdout-days") + 1] == "7"
     assert train[train.index("--output") + 1] == f"{tmp_path}/models/popularity/2024-05-01"
+    # Training reads the validation runs, so it trains on accepted click-stream days only.
+    assert train[train.index("--warehouse") + 1] == f"{tmp_path}/warehouse"
     assert gate[0] == str(ROOT / "scripts" / "spark-submit.sh")
     assert gate[1:3] == ("--master", "local[1]")
     assert gate[3] == str(ROOT / "jobs" / "apply_gate.py")
