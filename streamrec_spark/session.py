@@ -40,9 +40,9 @@ def catalog_scratch_dir() -> Path:
 def _in_memory_catalog_configured(conf: Mapping[str, str]) -> bool:
     """Return False when the warehouse folder is set outside ``conf``, or the catalog is Hive.
 
-    spark-submit and spark-defaults.conf pass settings as JVM system properties, which only the
-    JVM's SparkConf sees, so they are read when the JVM is already running (under spark-submit,
-    or in a process that started Spark before). With a Hive metastore the warehouse folder holds
+    spark-submit and spark-defaults.conf pass settings as JVM system properties, which Python
+    cannot see until the JVM runs. They are checked when the JVM is already running: under
+    spark-submit, or in a process that started Spark before. With a Hive metastore the warehouse folder holds
     managed tables, and Spark may take it from hive-site.xml, so it is left alone.
     """
     from pyspark import SparkContext
