@@ -218,7 +218,7 @@ def build_gate_alert(
         note = "No champion existed, so only the floors and limits applied."
         blocks.append(_context(note))
         lines.append(note)
-    text = "\n".join([f"{title}: {len(failed)} failed rules.", *lines])
+    text = "\n".join([f"{title}: {len(failed)} failed rule{'' if len(failed) == 1 else 's'}.", *lines])
     return AlertMessage(
         kind=KIND_GATE_BLOCKED, text=_escape(text), blocks=tuple(blocks), gate=gate, model_id=model_id, run_id=run_id
     )

@@ -8,6 +8,8 @@ EXIT_FAILED = 1
 EXIT_INVALID = 2
 EXIT_INFRASTRUCTURE = 3
 
+_MAX_CAUSE_LENGTH = 300
+
 
 class StreamrecError(Exception):
     """Root of every error that streamrec-spark raises on purpose."""
@@ -86,3 +88,30 @@ class PartitionNotAcceptedError(StreamrecError):
         self.dataset = dataset
         # partition date -> latest run status, or None when the partition was never validated
         self.statuses = dict(statuses or {})
+
+
+def root_cause(error: BaseException) -> str:
+    """Return one line naming the root cause of a Spark or Delta failure.
+
+    A failed Spark job reaches Python as a Py4JJavaError whose first line only names the JVM
+    call ("An error occurred while calling o141.collectToPython"). The deepest Java cause names
+    the problem, for example a missing Parquet file or an invalid Delta log entry.
+    """
+    from py4j.protocol import Py4JJavaError  # imported here so this module loads without Spark
+
+    text = ""
+    if isinstance(error, Py4JJavaError):
+        try:
+            cause = error.java_exception
+            while cause.getCause() is not None:
+                cause = cause.getCause()
+            text = str(cause.toString())
+        except Exception:  # the JVM may be gone, so the Python text is used instead
+            text = ""
+    if not text:
+        text = str(getattr(error, "desc", None) or error)
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    first = first or type(error).__name__
+    if len(first) > _MAX_CAUSE_LENGTH:
+        first = first[: _MAX_CAUSE_LENGTH - 3] + "..."
+    return first

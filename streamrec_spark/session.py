@@ -13,6 +13,8 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from streamrec_spark.errors import InvalidRequestError, root_cause
+
 logger = logging.getLogger(__name__)
 
 DELTA_PACKAGE = "io.delta:delta-spark_2.12:3.3.2"
@@ -42,7 +44,7 @@ def _in_memory_catalog_configured(conf: Mapping[str, str]) -> bool:
 
     spark-submit and spark-defaults.conf pass settings as JVM system properties, which Python
     cannot see until the JVM runs. They are checked when the JVM is already running: under
-    spark-submit, or in a process that started Spark before. With a Hive metastore the warehouse folder holds
+    spark-submit, or in a process that started Spark before. With a Hive metastore the warehouse folder contains
     managed tables, and Spark may take it from hive-site.xml, so it is left alone.
     """
     from pyspark import SparkContext
@@ -104,6 +106,9 @@ def build_session(
     spark-submit set, or ``local[*]`` when the code runs outside spark-submit.
     """
     conf = dict(conf or {})
+    # What the caller set, named in the error when Spark fails to start with it.
+    caller_settings = [f"--master {master}"] if master else []
+    caller_settings += [f"--conf {key}" for key in conf]
     builder = SparkSession.builder.appName(app_name)
     if master:
         builder = builder.master(master)
@@ -138,11 +143,18 @@ def build_session(
     }
     for key, value in settings.items():
         builder = builder.config(key, value)
-    spark = builder.getOrCreate()
-    if spark.conf.get("spark.sql.session.timeZone") != "UTC":
-        logger.warning(
-            "spark.sql.session.timeZone was %s; setting it to UTC for this session",
-            spark.conf.get("spark.sql.session.timeZone"),
-        )
+    try:
+        spark = builder.getOrCreate()
+        # Spark checks SQL settings when the session state is built, on the first use.
+        zone = spark.conf.get("spark.sql.session.timeZone")
+    except Exception as exc:  # py4j, PySpark and JVM errors of several unrelated types
+        if not caller_settings:
+            raise
+        raise InvalidRequestError(
+            f"Spark failed to start with the given settings ({', '.join(caller_settings)}): "
+            f"{root_cause(exc)}; check those values"
+        ) from exc
+    if zone != "UTC":
+        logger.warning("spark.sql.session.timeZone was %s; setting it to UTC for this session", zone)
         spark.conf.set("spark.sql.session.timeZone", "UTC")
     return spark

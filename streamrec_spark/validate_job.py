@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from pathlib import Path
 
+from py4j.protocol import Py4JJavaError
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -22,6 +23,7 @@ from streamrec_spark.errors import (
     InputDataError,
     InvalidRequestError,
     StreamrecError,
+    root_cause,
 )
 from streamrec_spark.validation.results import RUN_ERRORED, ExpectationResult, MetricRow
 from streamrec_spark.validation.store import ResultStore, RunRecord, utc_now
@@ -143,6 +145,10 @@ def _root_cause(exc: BaseException) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
+    if isinstance(exc, Py4JJavaError):
+        # Its own first line only names the JVM call, e.g. "An error occurred while calling
+        # o64.load.".
+        return root_cause(exc)
     text = str(getattr(exc, "desc", None) or exc).strip()
     for line in text.splitlines():
         line = line.strip()

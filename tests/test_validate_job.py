@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -346,3 +349,18 @@ def test_table_path_keeps_uri_authority():
     assert table_path("s3a://bucket/streamrec", "runs") == "s3a://bucket/streamrec/runs"
     assert table_path("hdfs://namenode:8020/warehouse/", "runs") == "hdfs://namenode:8020/warehouse/runs"
     assert table_path("/tmp/warehouse", "runs") == "/tmp/warehouse/runs"
+
+
+def test_cli_bad_conf_value_exits_2(tmp_path):
+    # A separate process, because the shared session of the other tests has started already.
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("PYSPARK_GATEWAY")}
+    finished = subprocess.run(
+        [sys.executable, "-m", "streamrec_spark.cli", "sql", "SELECT 1", "--warehouse", str(tmp_path),
+         "--conf", "spark.driver.memory=lots"],
+        capture_output=True, text=True, timeout=300, env=environment, cwd=tmp_path,
+    )
+
+    assert finished.returncode == 2, finished.stderr[-2000:]
+    last = finished.stderr.strip().splitlines()[-1]
+    assert last.startswith("streamrec-spark: Spark failed to start with the given settings")
+    assert "--conf spark.driver.memory" in last

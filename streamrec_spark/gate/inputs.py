@@ -16,12 +16,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
-from py4j.protocol import Py4JJavaError
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from streamrec_spark import delta_tables
-from streamrec_spark.errors import ComputationError
+from streamrec_spark.errors import ComputationError, root_cause
 from streamrec_spark.gate.config import GateTables
 from streamrec_spark.gate.rules import (
     BehavioralRow,
@@ -42,7 +41,6 @@ PROBE_COLUMNS = (
     "model_id", "run_id", "requests", "p50_ms", "p99_ms", "max_ms", "size_mb", "status", "reason",
     "probed_at",
 )
-_MAX_CAUSE_LENGTH = 300
 
 # The stage that writes each input table, named in the fix of a read failure.
 WRITERS = {
@@ -51,31 +49,6 @@ WRITERS = {
     "serving probes": "the probe_model stage",
     "data-validation runs": "the validate_<feed> stages",
 }
-
-
-def root_cause(error: BaseException) -> str:
-    """Return one line naming the root cause of a Spark or Delta failure.
-
-    A failed Spark job reaches Python as a Py4JJavaError whose first line only names the JVM
-    call ("An error occurred while calling o141.collectToPython"). The deepest Java cause names
-    the problem, for example a missing Parquet file or an invalid Delta log entry.
-    """
-    text = ""
-    if isinstance(error, Py4JJavaError):
-        try:
-            cause = error.java_exception
-            while cause.getCause() is not None:
-                cause = cause.getCause()
-            text = str(cause.toString())
-        except Exception:  # the JVM may be gone, so the Python text is used instead
-            text = ""
-    if not text:
-        text = str(getattr(error, "desc", None) or error)
-    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
-    first = first or type(error).__name__
-    if len(first) > _MAX_CAUSE_LENGTH:
-        first = first[: _MAX_CAUSE_LENGTH - 3] + "..."
-    return first
 
 
 def unreadable_table_error(path: str, description: str, error: BaseException) -> ComputationError:

@@ -242,13 +242,13 @@ class Decision:
         return tuple(codes)
 
 
-def _is_nan(value: float | None) -> bool:
-    return value is not None and math.isnan(value)
+def _not_finite(value: float | None) -> bool:
+    return value is not None and not math.isfinite(value)
 
 
 def _usable(row: MetricValue | None) -> float | None:
     """Return the value of a row that passes as a measurement, else None."""
-    if row is None or row.status != METRIC_STATUS_OK or row.value is None or math.isnan(row.value):
+    if row is None or row.status != METRIC_STATUS_OK or row.value is None or not math.isfinite(row.value):
         return None
     return row.value
 
@@ -257,8 +257,8 @@ def _missing_code(row: MetricValue | None, missing: str) -> tuple[str, str]:
     """Return the reason code and detail for a metric row that cannot be judged."""
     if row is None:
         return missing, "no row in model_metrics"
-    if _is_nan(row.value) or row.reason == NAN_METRIC:
-        return NAN_METRIC, f"value is NaN (status {row.status})"
+    if _not_finite(row.value) or row.reason == NAN_METRIC:
+        return NAN_METRIC, f"value is {row.value} (status {row.status}), not a finite number"
     reason = f", reason {row.reason}" if row.reason else ""
     return missing, f"no usable value (status {row.status}{reason})"
 
@@ -395,7 +395,7 @@ def _behavioral_detail(row: BehavioralRow, passed: bool) -> str:
         bound = f"the required minimum {row.threshold:g}"
         within = observed is not None and observed >= row.threshold
         relation = "is at least" if within else "is below"
-    if observed is None or math.isnan(observed):
+    if observed is None or not math.isfinite(observed):
         value = f"{measured} is missing"
     else:
         value = f"{measured} {observed:.3g} {relation} {bound}"
@@ -408,7 +408,7 @@ def _behavioral_comparison(name: str, row: BehavioralRow) -> Comparison:
     passed = bool(row.passed) and row.status == BEHAVIORAL_PASSED
     is_maximum = row.threshold_kind in _MAXIMUM_KINDS
     observed = row.observed
-    usable = observed is not None and not math.isnan(observed)
+    usable = observed is not None and math.isfinite(observed)
     return Comparison(
         rule=f"behavioral:{name}",
         kind=KIND_BEHAVIORAL,
@@ -548,7 +548,7 @@ def compare_serving(
     for rule, column, limit, above_code in checks:
         value = None if probe is None else getattr(probe, column)
         champion_value = None if champion_probe is None else getattr(champion_probe, column)
-        if _is_nan(champion_value):
+        if _not_finite(champion_value):
             champion_value = None
         code: str | None = None
         detail: str | None = None
@@ -559,11 +559,11 @@ def compare_serving(
             code, detail = PROBE_ERRORED, f"probe {probe.run_id} has status {probe.status}{reason}"
         elif value is None:
             code, detail = MISSING_PROBE_RESULT, f"probe {probe.run_id} has no {column}"
-        elif math.isnan(value):
-            code, detail = NAN_METRIC, f"probe {probe.run_id} has a NaN {column}"
+        elif not math.isfinite(value):
+            code, detail = NAN_METRIC, f"probe {probe.run_id} has a non-finite {column} ({value})"
         elif not at_or_below(value, limit, tolerance):
             code, detail = above_code, f"{value:.6g} is above the limit {limit:g}"
-        usable = value is not None and not math.isnan(value)
+        usable = value is not None and math.isfinite(value)
         comparisons.append(
             Comparison(
                 rule=rule,

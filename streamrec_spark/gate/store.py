@@ -18,9 +18,8 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from streamrec_spark import delta_tables
-from streamrec_spark.errors import ComputationError
+from streamrec_spark.errors import ComputationError, root_cause
 from streamrec_spark.gate.config import GateTables
-from streamrec_spark.gate.inputs import root_cause
 from streamrec_spark.gate.rules import PASS, Comparison
 
 logger = logging.getLogger(__name__)

@@ -168,8 +168,11 @@ def run_pipeline(
             logger.error("stage %s: exit %d after %.1f s; the pipeline stops", stage.name, exit_code,
                          seconds)
             runs.append(StageRun(stage.name, command, exit_code, seconds, ACTION_STOP))
-            if stage.feed in FEED_ALERT_STAGES:
+            if stage.feed in FEED_ALERT_STAGES and exit_code != EXIT_INVALID:
                 runs.append(_send_feed_alert(FEED_ALERT_STAGES[stage.feed], config, request, launch))
+            elif stage.feed in FEED_ALERT_STAGES:
+                # Exit 2 means the job was called wrongly, which tells nothing about the feed.
+                logger.error("stage %s: invalid invocation, so no feed alert is sent", stage.name)
             return PipelineRun(partition_date, tuple(runs), exit_code, stopped_at=stage.name)
         if exit_code != EXIT_PASSED and stage.judged_by_gate:
             logger.warning(
@@ -275,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the stages for one date")
     run.add_argument("--date", type=_date, default=None, dest="partition_date",
                      help="partition date, YYYY-MM-DD (default: yesterday in UTC)")
-    run.add_argument("--as-of", default=None,
+    run.add_argument("--as-of", type=_instant, default=None,
                      help="ISO 8601 instant that the validation stages measure freshness against "
                           "(default: when each stage starts); set it to re-run a past date")
     run.add_argument("--from-stage", default=None, help="first stage to run (default: the first)")
@@ -296,6 +299,19 @@ def build_parser() -> argparse.ArgumentParser:
                          help="repository root that relative paths are resolved against "
                               "(default: the one holding this package)")
     return parser
+
+
+def _instant(text: str) -> str:
+    """Check that ``text`` is an ISO 8601 instant and return it unchanged for the stages."""
+    from streamrec_spark.validate_job import parse_as_of
+
+    try:
+        parse_as_of(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid --as-of {text!r}; use an ISO 8601 instant such as 2024-05-01T02:00:00Z"
+        ) from None
+    return text
 
 
 def _command_run(args: argparse.Namespace, config: PipelineConfig) -> int:

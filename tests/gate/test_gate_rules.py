@@ -172,6 +172,18 @@ def test_nan_metric_blocks():
     assert comparison.reason_code == rules.NAN_METRIC
 
 
+@pytest.mark.parametrize("value", [math.inf, -math.inf])
+def test_infinite_metric_blocks(value):
+    comparison = compare_metric(RECALL, metrics("cand", recall(value)), None, TOLERANCE)
+    assert not comparison.passed
+    assert comparison.reason_code == rules.NAN_METRIC
+
+
+def test_infinite_champion_value_is_unusable():
+    comparison = compare_metric(RECALL, metrics("cand", recall(0.3)), metrics("champ", recall(math.inf)), TOLERANCE)
+    assert not comparison.passed
+
+
 def test_nan_reason_without_value_blocks():
     row = MetricValue("recall", 20, "all", None, "missing", "NAN_METRIC", 100)
     comparison = compare_metric(RECALL, metrics("cand", {}, nan=row), None, TOLERANCE)
@@ -416,6 +428,8 @@ def test_serving_errored_probe_blocks():
 def test_serving_null_and_nan_values_block():
     assert serving_codes(probe(p99=None))["p99_latency_ms"] == rules.MISSING_PROBE_RESULT
     assert serving_codes(probe(size=math.nan))["size_mb"] == rules.NAN_METRIC
+    assert serving_codes(probe(p99=-math.inf))["p99_latency_ms"] == rules.NAN_METRIC
+    assert serving_codes(probe(size=-math.inf))["size_mb"] == rules.NAN_METRIC
 
 
 # --- whole decisions -------------------------------------------------------------------------

@@ -343,6 +343,18 @@ def test_failed_critical_feed_stops_before_training(launcher, monkeypatch):
     assert run.stages[-1].action == ACTION_ALERT
 
 
+def test_invalid_feed_invocation_sends_no_alert(launcher, monkeypatch):
+    config, log = launcher
+    set_exit_codes(monkeypatch, {"validate_click_stream": 2})
+
+    run = run_pipeline(config, PipelineRequest(DAY), TIERS)
+
+    # Exit 2 says the job was called wrongly, not that the feed failed its checks.
+    assert run.exit_code == 2
+    assert run.stopped_at == "validate_click_stream"
+    assert launched(log) == ["validate_partition:click_stream"]
+
+
 def test_failed_alert_keeps_feed_exit_code(launcher, monkeypatch):
     config, log = launcher
     set_exit_codes(monkeypatch, {"validate_click_stream": 1, "alert_click_stream": 3})
@@ -486,6 +498,16 @@ def test_cli_dry_run_starts_nothing(launcher, capsys):
     assert code == 0
     assert launched(log) == []
     assert capsys.readouterr().out.count("dry run") == len(STAGE_NAMES)
+
+
+def test_cli_invalid_as_of_is_exit_2(tmp_path, capsys):
+    path = write_config(tmp_path)
+
+    with pytest.raises(SystemExit) as exited:
+        main(["run", "--config", str(path), "--date", "2024-05-01", "--as-of", "yesterday"])
+
+    assert exited.value.code == 2
+    assert "invalid --as-of 'yesterday'" in capsys.readouterr().err
 
 
 def test_cli_invalid_config_is_exit_2(tmp_path, capsys):
