@@ -479,6 +479,24 @@ def format_comparisons(comparisons: tuple[Comparison, ...]) -> str:
     return "\n".join(rendered)
 
 
+def _holdout_lines(outcome: GateOutcome) -> list[str]:
+    """Name the holdout windows the candidate's and the champion's metrics come from."""
+    inputs = (outcome.record or {}).get("inputs") or {}
+
+    def window(value: list[str | None] | None) -> str:
+        return f"holdout {value[0]} to {value[1]}" if value else "no recorded holdout"
+
+    lines = [f"  candidate metrics: run {inputs.get('metrics_run_id')}, {window(inputs.get('holdout'))}"]
+    if outcome.champion_model_id:
+        champion, candidate = inputs.get("champion_holdout"), inputs.get("holdout")
+        differ = champion is not None and candidate is not None and champion != candidate
+        lines.append(
+            f"  champion metrics: run {inputs.get('champion_metrics_run_id')}, {window(champion)}"
+            + (" (not the candidate's holdout, so the two come from different test sets)" if differ else "")
+        )
+    return lines
+
+
 def format_outcome(outcome: GateOutcome) -> str:
     """Render the outcome for people: the table of comparisons, then the decision and why."""
     baseline = (
@@ -488,6 +506,7 @@ def format_outcome(outcome: GateOutcome) -> str:
     )
     lines = [
         f"gate {outcome.gate}, run {outcome.decision_id}: model {outcome.model_id} against {baseline}",
+        *_holdout_lines(outcome),
         "",
         format_comparisons(outcome.comparisons),
         "",

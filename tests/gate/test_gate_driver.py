@@ -557,6 +557,7 @@ def test_champion_compared_on_candidate_holdout(
     assert without_june.decision == rules.BLOCK
     assert without_june.reason_codes == (rules.REGRESSION,)
     assert without_june.record["inputs"]["champion_holdout"] == ["2024-05-01", "2024-05-08"]
+    assert "from different test sets" in format_outcome(without_june)
 
     write_metrics(spark, warehouse, "holdout-champ", metric_rows(0.19), "run-june", holdout=june)
     with_june = gate(spark, config, warehouse, "holdout-cand", tracking_uri, register=False)
@@ -567,6 +568,9 @@ def test_champion_compared_on_candidate_holdout(
     assert with_june.record["inputs"]["champion_metrics_run_id"] == "run-june"
     assert with_june.record["inputs"]["champion_holdout"] == ["2024-06-01", "2024-06-08"]
     assert with_june.record["inputs"]["holdout"] == ["2024-06-01", "2024-06-08"]
+    printed = format_outcome(with_june)
+    assert "champion metrics: run run-june, holdout 2024-06-01 to 2024-06-08" in printed
+    assert "different test sets" not in printed
 
 
 def test_unreadable_metrics_table_exits_3(spark, gate_config, warehouse, tracking_uri):
