@@ -171,7 +171,7 @@ def run_pipeline(
             if stage.feed in FEED_ALERT_STAGES and exit_code != EXIT_INVALID:
                 runs.append(_send_feed_alert(FEED_ALERT_STAGES[stage.feed], config, request, launch))
             elif stage.feed in FEED_ALERT_STAGES:
-                # Exit 2 means the job was called wrongly, which tells nothing about the feed.
+                # Exit 2 means the job was invoked with invalid arguments, not that the feed failed.
                 logger.error("stage %s: invalid invocation, so no feed alert is sent", stage.name)
             return PipelineRun(partition_date, tuple(runs), exit_code, stopped_at=stage.name)
         if exit_code != EXIT_PASSED and stage.judged_by_gate:

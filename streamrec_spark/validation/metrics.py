@@ -326,7 +326,7 @@ def _shuffle_pass(projected: DataFrame, keys: dict[str, Column]) -> dict[str, in
 
 
 def _is_integral(df: DataFrame, value: Column) -> bool:
-    return df.select(value).schema.fields[0].dataType.simpleString() in ("bigint", "int", "smallint")
+    return df.select(value).schema.fields[0].dataType.simpleString() in ("bigint", "int", "smallint", "tinyint")
 
 
 def exact_duplicate_keys(df: DataFrame, key_columns: tuple[str, ...], samples: int = 5) -> dict[str, Any]:

@@ -349,7 +349,7 @@ def test_invalid_feed_invocation_sends_no_alert(launcher, monkeypatch):
 
     run = run_pipeline(config, PipelineRequest(DAY), TIERS)
 
-    # Exit 2 says the job was called wrongly, not that the feed failed its checks.
+    # Exit 2 means the job was invoked with invalid arguments, not that the feed failed its checks.
     assert run.exit_code == 2
     assert run.stopped_at == "validate_click_stream"
     assert launched(log) == ["validate_partition:click_stream"]
