@@ -9,7 +9,7 @@ setup(
     "for recommendation pipelines on Spark and Delta Lake",
     python_requires=">=3.10",
     packages=find_packages(include=["streamrec_spark", "streamrec_spark.*"]),
-    package_data={"streamrec_spark": ["py.typed", "datasets/*.json"]},
+    package_data={"streamrec_spark": ["py.typed", "log4j2.properties", "datasets/*.json"]},
     install_requires=[
         # delta-spark 3.3.x is built against Spark 3.5 (Scala 2.12) and pins pyspark <3.6.
         "pyspark==3.5.5",

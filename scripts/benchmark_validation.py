@@ -6,8 +6,8 @@
 For each size it generates a calibrated synthetic day once, kept under --workdir, and warms
 the file cache with one scan. Then it times three things in this order. The first is a bare
 scan of the columns the suite reads, written to Spark's no-op sink. The second is the suite:
-fused aggregation, shuffle pass and verdicts, with the partition's own profile as the drift
-reference, so no store is read. The third is the whole job with its Delta writes. It prints
+the fused aggregation with its taps (histograms, exact key counts) and the verdicts, with the
+partition's own profile as the drift reference, so no store is read. The third is the whole job with its Delta writes. It prints
 the suite / scan ratio and the number of Spark jobs.
 """
 

@@ -19,8 +19,10 @@ if ! ls .cache/jars/delta-spark_*.jar >/dev/null 2>&1; then
   mvn -q -f scripts/delta-jars/pom.xml dependency:copy-dependencies -Djars.dir="$PWD/.cache/jars"
 fi
 
-# The key-count aggregate (jvm/), rebuilt when a file under jvm/ is newer than the cached jar.
-# Without it, validation counts exact keys with a slower shuffle pass.
+# The histogram and key-set accumulators (jvm/), rebuilt when a file under jvm/ is newer than
+# the cached jar.
+# Without them, validation counts histogram bins with one aggregate each and exact keys with a
+# slower shuffle pass.
 jvm_jar=.cache/jars/streamrec-spark-jvm-1.jar
 if [ ! -f "$jvm_jar" ] || [ -n "$(find jvm -path jvm/target -prune -o -type f -newer "$jvm_jar" -print)" ]; then
   mvn -q -f jvm/pom.xml package

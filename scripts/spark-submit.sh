@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # spark-submit from the project's virtualenv with the jars that scripts/setup.sh cached: Delta
-# and the key-count aggregate built from jvm/.
+# and the histogram and key-set accumulators built from jvm/.
 # Usage: scripts/spark-submit.sh [spark-submit options] jobs/validate_partition.py [job options]
 # On a cluster, use the cluster's spark-submit with --packages io.delta:delta-spark_2.12:3.3.2
 # (or --jars with the same two jars) and install this package on the driver. Add
-# .cache/jars/streamrec-spark-jvm-1.jar to --jars, or exact key counts fall back to a shuffle.
+# .cache/jars/streamrec-spark-jvm-1.jar to --jars (executors need it too), or histograms and exact
+# key counts fall back to plain aggregates and a shuffle pass.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 jars=$(ls "$root"/.cache/jars/*.jar 2>/dev/null | paste -sd, -)

@@ -17,6 +17,7 @@ from streamrec_spark.errors import (
     InvalidRequestError,
     StreamrecError,
 )
+from streamrec_spark.pipeline.runner import LOG_LEVELS, log_level
 
 logger = logging.getLogger("streamrec_spark")
 
@@ -73,7 +74,8 @@ def add_warehouse_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _ArgumentParser(prog="streamrec-spark", description=__doc__)
-    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    parser.add_argument("--log-level", type=log_level, default="INFO",
+                        help=f"logging level: {', '.join(LOG_LEVELS)} (default INFO)")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_ArgumentParser)
 
     validate = commands.add_parser("validate", help="validate one daily partition of a feed")
@@ -144,18 +146,20 @@ def command_validate(args: argparse.Namespace) -> int:
         validate_partition,
     )
 
-    contract = load_registry(args.registry).contract(args.dataset)
     try:
         as_of = parse_as_of(args.as_of)
     except ValueError:
         raise InvalidRequestError(
             f"invalid --as-of {args.as_of!r}; use an ISO 8601 instant such as 2024-05-01T02:00:00Z"
         ) from None
+    # Built first: the request rejects a --reference-date on or after --date before the
+    # registry is read or Spark starts.
     request = ValidationRequest(
         dataset=args.dataset, partition_date=args.partition_date, input_path=args.input_path,
         as_of=as_of, warehouse=args.warehouse, database=args.database,
         reference_date=args.reference_date, input_format=args.input_format,
     )
+    contract = load_registry(args.registry).contract(args.dataset)
     spark = _session(args, f"streamrec-validate-{args.dataset}-{args.partition_date}")
     run = validate_partition(spark, contract, request)
     print(format_report(run))
@@ -216,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        level=getattr(logging, args.log_level),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     handler = COMMANDS.get(args.command) or getattr(args, "handler", None)

@@ -58,7 +58,9 @@ def format_day(run: ValidationRun) -> str:
     record = run.record
     passed = sum(1 for r in run.results if r.status == "passed")
     days = len(record.reference_partitions)
-    head = (f"{record.partition_date}  {record.status.upper():7}  {record.row_count or 0:>6,} events  "
+    # An errored run may have stopped before counting its rows, and stores NULL then.
+    events = "unknown" if record.row_count is None else f"{record.row_count:,}"
+    head = (f"{record.partition_date}  {record.status.upper():7}  {events:>7} events  "
             f"{passed}/{len(run.results)} passed  reference: {days} {'day' if days == 1 else 'days'}")
     lines = [head]
     if record.error_message:

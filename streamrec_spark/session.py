@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import getpass
 import glob
+import importlib.resources
 import logging
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+import pyspark
 from pyspark.sql import SparkSession
 
 from streamrec_spark.errors import InvalidRequestError, root_cause
@@ -74,7 +77,7 @@ def delta_conf(conf: Mapping[str, str]) -> dict[str, str]:
     }
     shipped = conf.get("spark.jars.packages", "") + "," + conf.get("spark.jars", "")
     if "delta-spark" in shipped and "streamrec-spark-jvm" not in shipped:
-        # The caller ships Delta, but the key-count aggregate is still this project's own.
+        # The caller ships Delta, but the accumulators of jvm/ are still this project's own.
         own = sorted(glob.glob(str(delta_jars_dir() / "streamrec-spark-jvm-*.jar")))
         if own:
             settings["spark.jars"] = ",".join(filter(None, [conf.get("spark.jars"), *own]))
@@ -95,6 +98,81 @@ def delta_conf(conf: Mapping[str, str]) -> dict[str, str]:
     return settings
 
 
+# Names a log4j2 file for the JVM that build_session starts; an empty value keeps Spark's
+# default settings (INFO, with stack traces). scripts/spark-submit.sh reads the same variable.
+LOG4J2_CONF_ENV = "STREAMREC_LOG4J2_CONF"
+DRIVER_JAVA_OPTIONS = "spark.driver.extraJavaOptions"
+# -Dlog4j2.configurationFile, its older name -Dlog4j.configurationFile, and Log4j 1's option.
+_LOG4J_OPTION = re.compile(r"-Dlog4j2?\.configuration(File)?=")
+
+
+def console_log4j_file(environ: Mapping[str, str] | None = None) -> Path | None:
+    """Return the log4j2 file for a JVM started by a console command, or None for Spark's own.
+
+    The default is ``log4j2.properties`` of this package (WARN, no stack traces), which a
+    built wheel ships as package data. ``$STREAMREC_LOG4J2_CONF`` names another file.
+    """
+    environ = os.environ if environ is None else environ
+    override = environ.get(LOG4J2_CONF_ENV)
+    if override is not None:
+        return Path(override).expanduser().resolve() if override else None
+    resource = importlib.resources.files("streamrec_spark") / "log4j2.properties"
+    # NOTE: a package imported from a zip file has no path that the JVM could read.
+    return resource if isinstance(resource, Path) and resource.is_file() else None
+
+
+def _user_log4j_setting(conf: Mapping[str, str], environ: Mapping[str, str]) -> str | None:
+    """Name where the user already configured the driver's logging or Java options, or None."""
+    if _LOG4J_OPTION.search(conf.get(DRIVER_JAVA_OPTIONS, "")):
+        return f"{DRIVER_JAVA_OPTIONS} in the session settings"
+    for name in ("PYSPARK_SUBMIT_ARGS", "SPARK_SUBMIT_OPTS", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS"):
+        value = environ.get(name, "")
+        if "log4j" in value or (name == "PYSPARK_SUBMIT_ARGS" and (
+            "--driver-java-options" in value or DRIVER_JAVA_OPTIONS in value
+        )):
+            return f"${name}"
+    spark_home = environ.get("SPARK_HOME") or str(Path(pyspark.__file__).resolve().parent)
+    conf_dir = Path(environ.get("SPARK_CONF_DIR") or Path(spark_home) / "conf")
+    if (conf_dir / "log4j2.properties").is_file():
+        return str(conf_dir / "log4j2.properties")
+    defaults = conf_dir / "spark-defaults.conf"
+    if defaults.is_file() and DRIVER_JAVA_OPTIONS in defaults.read_text(encoding="utf-8", errors="replace"):
+        # A --conf from the session would replace the file's value instead of adding to it.
+        return str(defaults)
+    return None
+
+
+def driver_log_settings(
+    conf: Mapping[str, str], jvm_running: bool, environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Return the ``spark.driver.extraJavaOptions`` that points the JVM at the log4j2 file.
+
+    The option goes in front of the caller's own Java options. Returns no setting when the JVM
+    already runs (under spark-submit, or started earlier in this process), when the caller or
+    the environment already configures logging (see :func:`_user_log4j_setting`), and when
+    :func:`console_log4j_file` returns None.
+    """
+    environ = os.environ if environ is None else environ
+    if jvm_running:
+        return {}
+    user_setting = _user_log4j_setting(conf, environ)
+    if user_setting is not None:
+        logger.debug("leaving the JVM's logging settings alone: %s configures them", user_setting)
+        return {}
+    log4j_file = console_log4j_file(environ)
+    if log4j_file is None:
+        return {}
+    option = f"-Dlog4j2.configurationFile={log4j_file.as_uri()}"
+    user_options = conf.get(DRIVER_JAVA_OPTIONS, "").strip()
+    return {DRIVER_JAVA_OPTIONS: f"{option} {user_options}".strip()}
+
+
+def _jvm_running() -> bool:
+    from pyspark import SparkContext
+
+    return SparkContext._gateway is not None or bool(os.environ.get("PYSPARK_GATEWAY_PORT"))
+
+
 def build_session(
     app_name: str,
     conf: Mapping[str, str] | None = None,
@@ -103,7 +181,9 @@ def build_session(
     """Build (or reuse) a SparkSession with Delta Lake and a UTC session time zone.
 
     ``conf`` is passed through to Spark unchanged; ``master`` defaults to whatever
-    spark-submit set, or ``local[*]`` when the code runs outside spark-submit.
+    spark-submit set, or ``local[*]`` when the code runs outside spark-submit. When this call
+    starts the JVM, the driver logs at WARN without stack traces (see
+    :func:`driver_log_settings`) unless the caller configured its logging.
     """
     conf = dict(conf or {})
     # What the caller set, named in the error when Spark fails to start with it.
@@ -140,6 +220,7 @@ def build_session(
         "spark.sql.session.timeZone": "UTC",
         **conf,
         **delta_conf(conf),
+        **driver_log_settings(conf, _jvm_running()),
     }
     for key, value in settings.items():
         builder = builder.config(key, value)

@@ -28,7 +28,7 @@ from streamrec_spark.errors import (
 from streamrec_spark.validation.results import RUN_ERRORED, ExpectationResult, MetricRow
 from streamrec_spark.validation.store import ResultStore, RunRecord, utc_now
 from streamrec_spark.validation.suite import SuiteOutcome, run_suite
-from streamrec_spark.validation.verdicts import pipeline_blocked
+from streamrec_spark.validation.verdicts import format_count, pipeline_blocked
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,17 @@ class ValidationRequest:
     database: str = "streamrec"
     reference_date: date | None = None
     input_format: str = "parquet"
+
+    def __post_init__(self) -> None:
+        # A partition compared with itself or a later day always looks unchanged, which would
+        # let a re-run turn a failed day into a passed one. Checked here, so the CLI rejects it
+        # before Spark starts.
+        if self.reference_date is not None and self.reference_date >= self.partition_date:
+            raise InvalidRequestError(
+                f"--reference-date {self.reference_date} is not before --date "
+                f"{self.partition_date}; name a validated day before {self.partition_date}, or "
+                "leave out --reference-date to use the trailing window"
+            )
 
 
 @dataclass(frozen=True)
@@ -127,7 +138,7 @@ def _unreadable_parquet_files(spark: SparkSession, path: str, limit: int = 2000)
 
 
 def _name_bad_files(spark: SparkSession, contract: Contract, request: ValidationRequest) -> str:
-    """Return "N unreadable file(s): a, b, c " for a Parquet input, or "" when none is found."""
+    """Return "N unreadable files: a, b, c " for a Parquet input, or "" when none is found."""
     if request.input_format != "parquet":
         return ""
     path, _ = resolve_partition_path(spark, contract, request.input_path, request.partition_date)
@@ -135,7 +146,7 @@ def _name_bad_files(spark: SparkSession, contract: Contract, request: Validation
     if not bad:
         return ""
     more = " ..." if len(bad) > 3 else ""
-    return f"{len(bad)} unreadable file(s): {', '.join(bad[:3])}{more} "
+    return f"{format_count(len(bad), 'unreadable file')}: {', '.join(bad[:3])}{more} "
 
 
 def _root_cause(exc: BaseException) -> str:
@@ -262,7 +273,7 @@ def _count_jobs(spark: SparkSession, group: str) -> int:
 
 
 def validate_partition(spark: SparkSession, contract: Contract, request: ValidationRequest) -> ValidationRun:
-    """Validate one partition and record the run; errors after start-up become errored runs.
+    """Validate one partition and record the run, as errored when its input or Spark fails.
 
     Returns the run with its exit code:
 
@@ -271,6 +282,11 @@ def validate_partition(spark: SparkSession, contract: Contract, request: Validat
     - 1: a blocking expectation failed or errored;
     - 3: the input could not be read or Spark failed. The run is recorded as errored when the
       result store is reachable.
+
+    Raises InvalidRequestError (exit code 2) for a request that cannot run, such as a
+    ``--reference-date`` with no completed run or a Delta table read as Parquet. Such a request
+    is rejected before any scan and leaves no row in ``runs``. Raises ComputationError (exit
+    code 3) when the results cannot be written, after recording the run as errored.
 
     Existing results of the partition are replaced only by a complete run.
     """
@@ -287,55 +303,26 @@ def validate_partition(spark: SparkSession, contract: Contract, request: Validat
     )
     logger.info("run %s: validating %s %s from %s (as of %s)", run_id, request.dataset,
                 request.partition_date, request.input_path, request.as_of.isoformat())
-    if request.reference_date is not None and request.reference_date >= request.partition_date:
-        # A partition compared with itself or a later day always looks unchanged, which would
-        # let a re-run turn a failed day into a passed one.
-        raise InvalidRequestError(
-            f"--reference-date {request.reference_date} is not before --date "
-            f"{request.partition_date}; name an earlier, validated day"
-        )
-    if request.reference_date is not None and not store.latest_runs(request.dataset, request.reference_date):
-        # Checked before any scan: drift against a named day that was never validated would
-        # otherwise fall back to "no reference" without saying why.
-        raise InvalidRequestError(
-            f"--reference-date {request.reference_date} has no completed {request.dataset} run in "
-            f"{request.warehouse}; validate that date first, or leave out --reference-date to use "
-            "the trailing window"
-        )
     clock = time.monotonic()
     try:
+        _check_reference_run(store, request)
         df = read_partition(spark, contract, request)
-
-        def references(current):
-            return store.reference_profiles(
-                request.dataset, request.partition_date, contract.reference.window_days, current,
-                request.reference_date,
-            )
-
-        try:
-            outcome = run_suite(df, contract, request.partition_date, request.as_of, references)
-        except StreamrecError:
-            raise
-        except Exception as exc:
-            text = _first_line(exc)
-            if re.search(r"parquet|footer|corrupt|magic number", str(exc), re.IGNORECASE):
-                raise InputDataError(
-                    f"cannot read the Parquet files under {request.input_path}: "
-                    f"{_name_bad_files(spark, contract, request)}({_root_cause(exc)}); replace "
-                    "the corrupt files and re-run", "INPUT_UNREADABLE",
-                ) from exc
-            raise ComputationError(f"Spark failed while validating: {text}") from exc
+        outcome = _run_suite(spark, store, contract, request, df)
+    except InvalidRequestError as exc:
+        # Exit code 2 means that nothing ran, so an invalid request leaves no row in ``runs``.
+        logger.error("run %s: rejected, nothing recorded: %s", run_id, exc)
+        raise
     except StreamrecError as exc:
-        logger.error("run %s: %s", run_id, exc)
-        record = RunRecord(**base, status=RUN_ERRORED, exit_code=exc.exit_code,
-                           finished_at=utc_now(), error_code=exc.error_code, error_message=str(exc))
-        _record_errored(store, record)
-        return ValidationRun(record=record, contract=contract)
+        return _errored_run(spark, store, contract, base, group, exc)
+    except Exception as exc:  # Hadoop or Spark failed outside the suite, e.g. listing the input.
+        logger.debug("run %s: unexpected failure", run_id, exc_info=True)
+        error = ComputationError(f"Spark failed while validating: {_first_line(exc)}")
+        return _errored_run(spark, store, contract, base, group, error)
 
     jobs = _count_jobs(spark, group)
     elapsed = time.monotonic() - clock
-    logger.info("run %s: %d rows validated with %d Spark jobs in %.1f s", run_id,
-                outcome.row_count, jobs, elapsed)
+    logger.info("run %s: %s validated with %s in %.1f s", run_id,
+                format_count(outcome.row_count, "row"), format_count(jobs, "Spark job"), elapsed)
     failed = sum(1 for r in outcome.results if r.status == "failed")
     errored = sum(1 for r in outcome.results if r.status == "errored")
     blocking = sum(1 for r in outcome.results if r.blocking)
@@ -364,6 +351,60 @@ def validate_partition(spark: SparkSession, contract: Contract, request: Validat
                          metric_rows=metric_rows, outcome=outcome)
 
 
+def _check_reference_run(store: ResultStore, request: ValidationRequest) -> None:
+    """Raise InvalidRequestError when ``--reference-date`` names a day with no completed run.
+
+    Checked before any scan: drift against a named day that was never validated would
+    otherwise fall back to "no reference" without saying why.
+    """
+    if request.reference_date is None or store.latest_runs(request.dataset, request.reference_date):
+        return
+    raise InvalidRequestError(
+        f"--reference-date {request.reference_date} has no completed {request.dataset} run in "
+        f"{request.warehouse}; validate that date first, or leave out --reference-date to use "
+        "the trailing window"
+    )
+
+
+def _run_suite(spark: SparkSession, store: ResultStore, contract: Contract,
+               request: ValidationRequest, df: DataFrame) -> SuiteOutcome:
+    """Run the contract's suite on ``df``, turning a Spark failure into a StreamrecError."""
+
+    def references(current):
+        return store.reference_profiles(
+            request.dataset, request.partition_date, contract.reference.window_days, current,
+            request.reference_date,
+        )
+
+    try:
+        return run_suite(df, contract, request.partition_date, request.as_of, references)
+    except StreamrecError:
+        raise
+    except Exception as exc:
+        if re.search(r"parquet|footer|corrupt|magic number", str(exc), re.IGNORECASE):
+            raise InputDataError(
+                f"cannot read the Parquet files under {request.input_path}: "
+                f"{_name_bad_files(spark, contract, request)}({_root_cause(exc)}); replace "
+                "the corrupt files and re-run", "INPUT_UNREADABLE",
+            ) from exc
+        raise ComputationError(f"Spark failed while validating: {_first_line(exc)}") from exc
+
+
+def _errored_run(spark: SparkSession, store: ResultStore, contract: Contract, base: dict,
+                 group: str, error: StreamrecError) -> ValidationRun:
+    """Record a run that started and then failed on its input or on Spark, and return it.
+
+    The record carries the Spark jobs run so far, so the printed report and the ``runs`` row
+    agree. Its row count stays unknown (null) because no count finished.
+    """
+    logger.error("run %s: %s", base["run_id"], error)
+    record = RunRecord(**base, status=RUN_ERRORED, exit_code=error.exit_code,
+                       finished_at=utc_now(), spark_job_count=_count_jobs(spark, group),
+                       error_code=error.error_code, error_message=str(error))
+    _record_errored(store, record)
+    return ValidationRun(record=record, contract=contract)
+
+
 def _record_errored(store: ResultStore, record: RunRecord) -> None:
     try:
         store.append_run(record)
@@ -375,10 +416,14 @@ def _record_errored(store: ResultStore, record: RunRecord) -> None:
 def format_report(run: ValidationRun) -> str:
     """Render a run's verdicts as a plain-text table for people."""
     record = run.record
+    # An errored run has no row count, which ``runs`` stores as null, so it is printed as
+    # unknown rather than 0. A record without a job count is printed the same way.
+    rows = "row count unknown" if record.row_count is None else format_count(record.row_count, "row")
+    jobs = ("Spark job count unknown" if record.spark_job_count is None
+            else format_count(record.spark_job_count, "Spark job"))
     lines = [
         f"{record.dataset} {record.partition_date}: {record.status.upper()} "
-        f"(exit {record.exit_code}, run {record.run_id}, {record.row_count or 0:,} rows, "
-        f"{record.spark_job_count or 0} Spark jobs)"
+        f"(exit {record.exit_code}, run {record.run_id}, {rows}, {jobs})"
     ]
     if record.error_message:
         lines.append(f"  error {record.error_code}: {record.error_message}")

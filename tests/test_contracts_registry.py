@@ -164,6 +164,35 @@ def test_expectation_count_mismatch(tmp_path):
     assert caught.value.problems[0].startswith(f"{items}:{line}: ")
 
 
+def test_registry_missing_contract_file(tmp_path):
+    registry_path = _copy_registry(tmp_path)
+    (tmp_path / "contracts" / "user_profiles.yaml").unlink()
+    line = _edit(registry_path, "user_profiles: contracts/user_profiles.yaml",
+                 "user_profiles: contracts/user_profiles.yaml")
+
+    with pytest.raises(ConfigError) as caught:
+        load_registry(registry_path)
+
+    assert len(caught.value.problems) == 1
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"{registry_path}:{line}: ")
+    assert "dataset 'user_profiles'" in message
+    assert "'contracts/user_profiles.yaml'" in message
+    assert str(tmp_path / "contracts" / "user_profiles.yaml") in message
+    assert f"correct the entry in {registry_path}" in message
+    assert "or restore the file" in message
+
+
+def test_registry_contract_path_is_folder(tmp_path):
+    registry_path = _copy_registry(tmp_path)
+    _edit(registry_path, "user_profiles: contracts/user_profiles.yaml", "user_profiles: contracts")
+
+    with pytest.raises(ConfigError, match=r"the contract file 'contracts' of dataset 'user_profiles' "
+                                          r"is a folder, not a file"):
+        load_registry(registry_path)
+
+
 def test_registry_requires_declared_count(tmp_path):
     registry_path = _copy_registry(tmp_path)
     users = tmp_path / "contracts" / "user_profiles.yaml"

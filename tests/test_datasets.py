@@ -8,8 +8,10 @@ import datetime as dt
 import gzip
 import hashlib
 import importlib.util
+import math
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 
@@ -20,6 +22,7 @@ from pyspark.errors import PySparkException
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from streamrec_spark.contracts.loader import load_contract
 from streamrec_spark.datasets.cli_support import spark_error_summary
 from streamrec_spark.datasets.clickstream import (
     CLICK_STREAM_SCHEMA,
@@ -41,6 +44,7 @@ from streamrec_spark.datasets.profile import (
 )
 from streamrec_spark.datasets.synthetic import (
     FaultConfig,
+    contract_user_count,
     expected_distinct,
     generate_click_stream,
     parse_drop_platform,
@@ -474,6 +478,95 @@ def test_generated_events_per_user_override(spark):
     df = generate_click_stream(spark, GENERATED_ROWS, GENERATED_DATE, events_per_user=4.0)
 
     assert df.select("user_id").distinct().count() == pytest.approx(GENERATED_ROWS / 4, rel=0.05)
+
+
+def test_generated_users_override(spark):
+    df = generate_click_stream(spark, GENERATED_ROWS, GENERATED_DATE, users=5_000)
+
+    assert df.select("user_id").distinct().count() == pytest.approx(5_000, rel=0.05)
+    with pytest.raises(InvalidRequestError, match="give users or events_per_user, not both"):
+        generate_click_stream(spark, 100, GENERATED_DATE, users=10, events_per_user=4.0)
+    with pytest.raises(InvalidRequestError, match=r"users must be an integer from 1 to rows - 1 \(99\)"):
+        generate_click_stream(spark, 100, GENERATED_DATE, users=100)
+
+
+PRODUCTION_CONTRACT = REPO_ROOT / "conf" / "contracts" / "click_stream.yaml"
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        # 1M rows at the sample's 12.1 events per user would be about 82,600 users: raised to
+        # the production floor of 500,000 plus the 5% margin.
+        (1_000_000, 525_000),
+        (6_000_000, 525_000),
+        # From about 6.4M rows on, the sample's rate fits the bounds and is kept.
+        (10_000_000, math.ceil(10_000_000 / 12.1004)),
+        (40_000_000, math.ceil(40_000_000 / 12.1004)),
+        # Outside the contract's row-count bounds the day fails anyway: the rate is kept.
+        (999_999, None),
+        (40_000_001, None),
+    ],
+)
+def test_contract_user_count_production(rows, expected):
+    assert contract_user_count(rows, 12.1004, load_contract(PRODUCTION_CONTRACT)) == expected
+
+
+def test_contract_users_meet_floor_1m():
+    profile = load_profile()
+    users = contract_user_count(1_000_000, profile.events_per_active_user,
+                                load_contract(PRODUCTION_CONTRACT))
+
+    members = solve_member_count(1_000_000, 1_000_000 / users, profile.user_lorenz_inverse)
+
+    assert expected_distinct(1_000_000, members, profile.user_lorenz_inverse) >= 500_000
+
+
+def test_contract_user_count_without_volume_checks():
+    contract = load_contract(PRODUCTION_CONTRACT)
+    no_users = replace(contract, expectations=tuple(
+        e for e in contract.expectations if e.type != "distinct_count_between"))
+
+    assert contract_user_count(1_000_000, 12.1004, no_users) is None
+
+
+def test_generate_default_users_pass_contract(spark, tmp_path, capsys):
+    from streamrec_spark.validation.suite import run_suite
+
+    # The production contract with bounds scaled down, so a day of 3,000 rows is within its
+    # row bounds and the sample's rate (about 250 users) is below its floor of 400 users.
+    contract_path = tmp_path / "click_stream_scaled.yaml"
+    contract_path.write_text(
+        f"extends: {PRODUCTION_CONTRACT}\n"
+        "expectation_overrides:\n"
+        "  volume_row_count: {min: 2000, max: 50000}\n"
+        "  volume_distinct_users: {min: 400, max: 5000}\n",
+        encoding="utf-8",
+    )
+    day = dt.date(2024, 3, 6)
+    script = load_script("generate_clickstream.py")
+    limit = spark.conf.get("spark.sql.codegen.hugeMethodLimit")
+    try:
+        exit_code = script.main(["--rows", "3000", "--date", day.isoformat(), "--output",
+                                 str(tmp_path / "events"), "--contract", str(contract_path)])
+    finally:
+        spark.conf.set("spark.sql.codegen.hugeMethodLimit", limit)
+    assert exit_code == 0
+    assert "wrote 3000 rows" in capsys.readouterr().out
+
+    written = (spark.read.option("basePath", str(tmp_path / "events"))
+               .parquet(str(tmp_path / "events" / f"event_date={day}")))
+    as_of = dt.datetime(2024, 3, 7, 1, 0, tzinfo=dt.timezone.utc)
+    outcome = run_suite(written, load_contract(contract_path), day, as_of, lambda current: {})
+    volume = {r.expectation_id: r for r in outcome.results if r.category == "volume"}
+
+    assert volume["volume_row_count"].status == "passed", volume["volume_row_count"].message
+    users = volume["volume_distinct_users"]
+    assert users.status == "passed", users.message
+    assert users.observed_value == pytest.approx(420, rel=0.05)
+    # At the sample's own rate the same day falls below the floor.
+    calibrated = generate_click_stream(spark, 3_000, day, events_per_user=12.1004)
+    assert calibrated.select("user_id").distinct().count() < 400
 
 
 def test_generated_is_deterministic(spark):

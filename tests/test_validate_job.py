@@ -16,8 +16,13 @@ from rows import AS_OF, DAY, clean_rows, event, frame
 from streamrec_spark.cli import main
 from streamrec_spark.contracts.loader import load_contract
 from streamrec_spark.errors import ComputationError, InvalidRequestError
-from streamrec_spark.validate_job import ValidationRequest, validate_partition
-from streamrec_spark.validation.store import ResultStore
+from streamrec_spark.validate_job import (
+    ValidationRequest,
+    ValidationRun,
+    format_report,
+    validate_partition,
+)
+from streamrec_spark.validation.store import ResultStore, RunRecord
 
 HERE = Path(__file__).resolve().parent
 CONTRACT_FILE = HERE / "data" / "click_stream_small.yaml"
@@ -166,6 +171,15 @@ def test_missing_input_records_errored_run(spark, contract, tmp_path):
     assert "does not exist" in missing.record.error_message
     runs = read(spark, warehouse, "runs").where(F.col("status") == "errored").collect()
     assert [r.error_code for r in runs] == ["INPUT_MISSING"]
+    # The printed report and the stored row agree: the jobs run so far, and no row count.
+    assert runs[0].spark_job_count is not None
+    assert runs[0].spark_job_count == missing.record.spark_job_count
+    assert runs[0].row_count is None
+    report = format_report(missing).splitlines()[0]
+    assert "row count unknown" in report
+    jobs = runs[0].spark_job_count
+    assert f"{jobs} Spark job{'' if jobs == 1 else 's'})" in report
+    assert "0 rows" not in report
     # The partition's stored results are those of the good run, untouched.
     stored = read(spark, warehouse, "expectation_results").select("run_id").distinct().collect()
     assert [r.run_id for r in stored] == [good.record.run_id]
@@ -202,7 +216,7 @@ def test_partly_corrupt_folder_names_the_file(spark, contract, tmp_path):
 
     assert run.exit_code == 3
     assert run.record.error_code == "INPUT_UNREADABLE"
-    assert "1 unreadable file(s): " in run.record.error_message
+    assert "1 unreadable file: " in run.record.error_message
     assert "part-99999-bad.parquet" in run.record.error_message
     assert "\n" not in run.record.error_message
 
@@ -330,17 +344,64 @@ def test_delta_root_read_as_parquet_is_invalid(spark, contract, tmp_path):
     root, warehouse = tmp_path / "events_delta", tmp_path / "warehouse"
     (frame(spark, clean_rows()).write.format("delta").partitionBy("event_date").save(str(root)))
 
-    run = validate_partition(spark, contract, request(root, warehouse))
+    # Exit code 2 means nothing ran, so an invalid request is raised and leaves no row in runs.
+    with pytest.raises(InvalidRequestError, match="--input-format delta") as caught:
+        validate_partition(spark, contract, request(root, warehouse))
+    assert caught.value.exit_code == 2
+    with pytest.raises(InvalidRequestError, match="one of its partition folders"):
+        validate_partition(spark, contract, request(root / f"event_date={DAY}", warehouse))
+    with pytest.raises(InvalidRequestError, match="has no completed click_stream run"):
+        validate_partition(spark, contract, request(root, warehouse, input_format="delta",
+                                                    reference_date=DAY - timedelta(days=1)))
+    assert not (warehouse / "runs").exists()
 
-    assert run.exit_code == 2
-    assert run.record.status == "errored"
-    assert "--input-format delta" in run.record.error_message
-    inside = validate_partition(spark, contract, request(root / f"event_date={DAY}", warehouse))
-    assert inside.exit_code == 2
-    assert "one of its partition folders" in inside.record.error_message
     delta_run = validate_partition(spark, contract, request(root, warehouse, input_format="delta"))
     assert delta_run.exit_code == 0
     assert delta_run.record.row_count == 12
+    runs = read(spark, warehouse, "runs").collect()
+    assert [r.exit_code for r in runs] == [0]
+
+
+def test_filesystem_error_records_errored_run(spark, contract, tmp_path):
+    warehouse = tmp_path / "warehouse"
+
+    # Hadoop fails while listing the input, before the suite: an error after the run started.
+    run = validate_partition(spark, contract, request("nosuchfs://bucket/events", warehouse))
+
+    assert run.exit_code == 3
+    assert run.record.status == "errored"
+    assert run.record.error_code == "COMPUTATION_ERROR"
+    assert "nosuchfs" in run.record.error_message
+    assert "\n" not in run.record.error_message
+    stored = read(spark, warehouse, "runs").collect()
+    assert [(r.run_id, r.exit_code, r.status) for r in stored] == [(run.record.run_id, 3, "errored")]
+    assert stored[0].spark_job_count == run.record.spark_job_count
+    assert stored[0].row_count is None
+
+
+def _report_run(contract, **values) -> ValidationRun:
+    fields = dict(run_id="r1", dataset="click_stream", partition_date=DAY, contract_version="1",
+                  status="passed", exit_code=0, as_of=AS_OF, started_at=AS_OF, finished_at=AS_OF,
+                  input_path="/in", code_version="0", spark_app_id="app")
+    fields.update(values)
+    return ValidationRun(record=RunRecord(**fields), contract=contract)
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"row_count": 1, "spark_job_count": 1}, "1 row, 1 Spark job)"),
+        ({"row_count": 12_000, "spark_job_count": 4}, "12,000 rows, 4 Spark jobs)"),
+        ({"row_count": 0, "spark_job_count": 0}, "0 rows, 0 Spark jobs)"),
+        ({"status": "errored", "exit_code": 3, "spark_job_count": 2},
+         "row count unknown, 2 Spark jobs)"),
+        ({"status": "errored", "exit_code": 3}, "row count unknown, Spark job count unknown)"),
+    ],
+)
+def test_report_counts_and_plurals(contract, values, expected):
+    first_line = format_report(_report_run(contract, **values)).splitlines()[0]
+
+    assert first_line.endswith(expected), first_line
 
 
 def test_table_path_keeps_uri_authority():
@@ -349,6 +410,25 @@ def test_table_path_keeps_uri_authority():
     assert table_path("s3a://bucket/streamrec", "runs") == "s3a://bucket/streamrec/runs"
     assert table_path("hdfs://namenode:8020/warehouse/", "runs") == "hdfs://namenode:8020/warehouse/runs"
     assert table_path("/tmp/warehouse", "runs") == "/tmp/warehouse/runs"
+
+
+@pytest.mark.parametrize("reference", ["2024-05-01", "2024-05-03"])
+def test_cli_late_reference_date_exits_2(registry, tmp_path, capsys, monkeypatch, reference):
+    def no_spark(*_):
+        raise AssertionError("Spark must not start for an invalid request")
+
+    monkeypatch.setattr("streamrec_spark.cli._session", no_spark)
+
+    code = main(["validate", "--dataset", "click_stream", "--date", "2024-05-01", "--input",
+                 str(tmp_path), "--registry", str(registry), "--warehouse", str(tmp_path / "wh"),
+                 "--reference-date", reference])
+
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert f"--reference-date {reference} is not before --date 2024-05-01" in err[0]
+    assert "leave out --reference-date" in err[0]
+    assert not (tmp_path / "wh").exists()
 
 
 def test_cli_bad_conf_value_exits_2(tmp_path):
@@ -364,3 +444,14 @@ def test_cli_bad_conf_value_exits_2(tmp_path):
     last = finished.stderr.strip().splitlines()[-1]
     assert last.startswith("streamrec-spark: Spark failed to start with the given settings")
     assert "--conf spark.driver.memory" in last
+
+
+def test_cli_unknown_log_level_is_exit_2(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--log-level", "LOUD", "validate", "--dataset", "click_stream", "--date", "2024-05-01",
+                  "--input", "/nonexistent"])
+
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert "invalid level 'LOUD'" in error
+    assert len(error.strip().splitlines()) == 1

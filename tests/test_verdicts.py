@@ -41,7 +41,13 @@ from streamrec_spark.validation.results import (
     run_status,
 )
 from streamrec_spark.validation.schema_check import check_schema
-from streamrec_spark.validation.verdicts import JudgeContext, judge, judge_all, mostly_satisfied
+from streamrec_spark.validation.verdicts import (
+    JudgeContext,
+    format_count,
+    judge,
+    judge_all,
+    mostly_satisfied,
+)
 
 CONTRACT = load_contract(Path(__file__).resolve().parent.parent / "conf" / "contracts" / "click_stream.yaml")
 PARTITION = date(2024, 5, 1)
@@ -345,7 +351,7 @@ def test_between_nan_counts_as_failed():
     assert result.failed_count == 1
     assert result.nan_count == 1
     assert (result.threshold_low, result.threshold_high) == (0, 14400)
-    assert "are NaN or outside [0, 14400]" in result.message
+    assert "1 of 1,000 (0.1%) rows is NaN or outside [0, 14400]" in result.message
 
 
 def test_in_set_lists_unexpected_values():
@@ -782,6 +788,45 @@ def test_psi_without_values_is_errored():
     assert result.reason_code == Reason.NO_VALUES
 
 
+@pytest.mark.parametrize(
+    ("count", "singular", "plural", "expected"),
+    [
+        (0, "row", None, "0 rows"),
+        (1, "row", None, "1 row"),
+        (2, "reference partition", None, "2 reference partitions"),
+        (1_000_000, "row", None, "1,000,000 rows"),
+        (1, "category", "categories", "1 category"),
+        (3, "category", "categories", "3 categories"),
+    ],
+)
+def test_format_count_table(count, singular, plural, expected):
+    assert format_count(count, singular, plural) == expected
+
+
+def test_psi_one_reference_partition_singular():
+    context = _event_type_context(_event_type_profile(REFERENCE_EVENT_TYPES, days=1))
+
+    result = judge(CONTRACT.expectation("drift_event_type"), context)[0]
+
+    assert result.message.endswith("against 1 reference partition"), result.message
+    failed = _judge("drift_event_type", context, max_psi=0.0001)
+    assert failed.message.endswith("against 1 reference partition"), failed.message
+
+
+def test_single_row_messages_singular():
+    metrics = _clean_metrics(rows=1)
+    metrics.update(pk_null=1)
+    key = _judge("schema_primary_key_unique", _context(metrics))
+    passing = _judge("range_duration_seconds", _context(_clean_metrics(rows=1)))
+    metrics = _clean_metrics(rows=1)
+    metrics.update(pk_duplicate_keys=1, pk_duplicate_rows=1)
+    duplicate = _judge("schema_primary_key_unique", _context(metrics))
+
+    assert key.message.startswith("1 row has a null in the key"), key.message
+    assert passing.message.startswith("1 of 1 (100%) row passes;"), passing.message
+    assert "1 key value of (event_id) occurs more than once, 1 surplus row;" in duplicate.message
+
+
 def test_psi_reference_below_min_partitions():
     contract = replace(CONTRACT, reference=Reference(window_days=7, min_partitions=3, when_missing="fail"))
     context = _event_type_context(_event_type_profile(REFERENCE_EVENT_TYPES, days=2), contract)
@@ -790,6 +835,9 @@ def test_psi_reference_below_min_partitions():
 
     assert result.status == ERRORED
     assert result.reason_code == Reason.NO_REFERENCE
+    one_day = judge(contract.expectation("drift_event_type"),
+                    _event_type_context(_event_type_profile(REFERENCE_EVENT_TYPES), contract))[0]
+    assert "has 1 accepted partition, the contract requires at least 3" in one_day.message
 
 
 # --- volume per category ---------------------------------------------------------------------

@@ -617,7 +617,8 @@ def parse_contract(document: Any, path: Path, problems: _Problems) -> Contract |
     if declared is not None and items is not None and declared != len(items):
         problems.add(
             document.where("expected_expectation_count"),
-            f"contract '{name}' declares {declared} expectations but lists {len(items)}; update "
+            f"contract '{name}' declares {declared} "
+            f"{'expectation' if declared == 1 else 'expectations'} but lists {len(items)}; update "
             "'expected_expectation_count' or the list",
         )
     default_blocks = sla_tier == "critical"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +51,16 @@ def load_registry(path: str | Path) -> Registry:
             problems.add(entries.where(dataset), f"contract path for '{dataset}' must be a string")
             continue
         contract_path = path.parent / relative
+        if not contract_path.is_file():
+            # Reported at the registry entry, because the fix is either that line or the file.
+            problem = "is a folder, not a file" if contract_path.is_dir() else "does not exist"
+            problems.add(
+                entries.where(dataset),
+                f"the contract file '{relative}' of dataset '{dataset}' {problem} "
+                f"({os.path.abspath(contract_path)}); correct the entry in {path}, whose paths are "
+                "relative to its own folder, or restore the file",
+            )
+            continue
         # Each contract gets its own problem list, so one bad file does not hide the next.
         entry_problems = _Problems()
         try:

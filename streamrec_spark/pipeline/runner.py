@@ -264,6 +264,17 @@ def yesterday_utc(now: datetime | None = None) -> date:
     return (now.astimezone(timezone.utc) - timedelta(days=1)).date()
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def log_level(text: str) -> str:
+    """Return ``text`` as a logging level name, for argparse; raise for an unknown level."""
+    level = text.upper()
+    if level not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"invalid level {text!r}; use one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
 class _ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(EXIT_INVALID, f"{self.prog}: error: {message} (see --help)\n")
@@ -272,7 +283,8 @@ class _ArgumentParser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _ArgumentParser(prog="python -m streamrec_spark.pipeline.runner",
                              description="Run the daily pipeline's stages for one partition date.")
-    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    parser.add_argument("--log-level", type=log_level, default="INFO",
+                        help=f"logging level: {', '.join(LOG_LEVELS)} (default INFO)")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_ArgumentParser)
 
     run = commands.add_parser("run", help="run the stages for one date")
@@ -328,7 +340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        level=getattr(logging, args.log_level),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:

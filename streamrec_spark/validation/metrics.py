@@ -1,10 +1,11 @@
 """The Spark side of validation: every scan-shareable metric of a suite in one aggregation.
 
-``plan_metrics`` turns a contract and the arriving schema into named aggregate expressions.
-``compute_metrics`` runs them as a single ``agg`` over one projection of the partition. Then
-it counts keys exactly for primary-key uniqueness and distinct counts: integral keys in one more
-aggregation through the JVM aggregate of ``key_counts``, other keys in a shuffle pass. Verdicts
-read the resulting plain dict of numbers (see ``verdicts``).
+``plan_metrics`` turns a contract and the arriving schema into named aggregate expressions,
+histograms and keys to count exactly. ``compute_metrics`` runs them as a single ``agg`` over one
+projection of the partition. The JVM taps of ``taps`` count the histograms and collect the
+integral keys (primary-key hashes, user ids) in that same scan; other keys, and keys the taps
+could not count, go through a shuffle pass. Verdicts read the resulting plain dict of numbers
+(see ``verdicts``).
 """
 
 from __future__ import annotations
@@ -21,12 +22,15 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from streamrec_spark.contracts.model import ColumnSpec, Contract, Expectation, Grid
-from streamrec_spark.validation import key_counts
+from streamrec_spark.validation import taps
 from streamrec_spark.validation.schema_check import SchemaReport
 
 logger = logging.getLogger(__name__)
 
 ROWS = "rows"
+# Spark setting: "false" counts exact keys with a shuffle pass, so the driver never merges the
+# key sets, for a driver with less memory than the keys need.
+KEY_TAPS_SETTING = "spark.streamrec.validation.keyTaps"
 
 
 def col(name: str) -> Column:
@@ -59,6 +63,8 @@ class MetricPlan:
 
     projection: dict[str, Column] = field(default_factory=dict)
     aggregates: dict[str, Column] = field(default_factory=dict)
+    # Expectation id -> (projected bin-index column, bins): counted as metrics grid:<id>:<bin>.
+    histograms: dict[str, tuple[str, int]] = field(default_factory=dict)
     # (key, column) pairs counted exactly after the fused aggregation: "pk" or "distinct:<column>".
     exact_keys: dict[str, Column] = field(default_factory=dict)
 
@@ -225,8 +231,7 @@ class _Planner:
         elif kind == "psi_below" and expectation.distribution == "numeric":
             grid_name = grid_column_name(key)
             plan.projection.setdefault(grid_name, grid_index(self.column(name), expectation.grid).alias(grid_name))
-            for index in range(expectation.grid.bins):
-                plan.count_where(f"grid:{key}:{index}", col(grid_name) == F.lit(index))
+            plan.histograms[key] = (grid_name, expectation.grid.bins)
 
 
 def plan_metrics(
@@ -243,58 +248,123 @@ def plan_metrics(
     return planner.plan
 
 
-def compute_metrics(df: DataFrame, plan: MetricPlan) -> dict[str, Any]:
+def bin_counts(key: str, grid_name: str, bins: int) -> list[Column]:
+    """Return one conditional count per bin: the histogram as plain aggregates, without the taps."""
+    return [
+        F.count(F.when(col(grid_name) == F.lit(index), F.lit(1))).alias(f"grid:{key}:{index}")
+        for index in range(bins)
+    ]
+
+
+def compute_metrics(df: DataFrame, plan: MetricPlan, tap_keys: bool = True) -> dict[str, Any]:
     """Run the fused aggregation and the exact key counts; return metric name -> value.
 
-    The first Spark job reads each needed column once and evaluates every aggregate. When the
-    contract has a key-uniqueness or exact distinct-count expectation, a second pass reads the
-    key columns again and counts them (see ``_count_keys``).
+    One Spark job reads each needed column once and evaluates every aggregate. With the JVM
+    taps it also fills the histograms and collects the integral keys. Keys that are not
+    integral, or that the taps could not count, take a shuffle pass (see ``_shuffle_pass``), as
+    all keys do with ``tap_keys`` false.
     """
     projected = df.select(*plan.projection.values()) if plan.projection else df.select()
     spark = df.sparkSession
+    use_taps = bool(plan.histograms or plan.exact_keys) and taps.taps_available(spark)
+    aggregates = list(plan.aggregates.values())
+    tap_columns: list[Column] = []
+    histogram_taps: dict[str, taps.HistogramTap] = {}
+    key_taps: dict[str, taps.KeyTap] = {}
+
+    def add_tap(column: Column, counted_as: str) -> None:
+        name = f"__tap_{len(tap_columns)}"
+        tap_columns.append(column.alias(name))
+        aggregates.append(F.count(F.col(name)).alias(counted_as))
+
+    for key, (grid_name, bins) in plan.histograms.items():
+        if use_taps:
+            histogram_taps[key] = taps.histogram_tap(spark, col(grid_name), bins)
+            add_tap(histogram_taps[key].column, f"tapped:{key}")
+        else:
+            aggregates.extend(bin_counts(key, grid_name, bins))
+    if use_taps and tap_keys and spark.conf.get(KEY_TAPS_SETTING, "true").lower() != "false":
+        for kind, value in plan.exact_keys.items():
+            if kind == "pk" or _is_integral(projected, value):
+                key_taps[kind] = taps.key_tap(spark, value)
+                add_tap(key_taps[kind].column, f"tapped:{kind}")
+    # The taps are nondeterministic, so Spark keeps them in this projection, evaluated once a
+    # row, and never inside the aggregate functions.
+    source = projected.select("*", *tap_columns) if tap_columns else projected
+    try:
+        row = _aggregate(source, aggregates, len(plan.projection) + len(tap_columns))
+    except Exception as error:  # noqa: BLE001 - only the result-size limit is handled here
+        if not key_taps or "spark.driver.maxResultSize" not in str(error):
+            raise
+        # The tasks' key sets travel to the driver as task results, which Spark caps at
+        # spark.driver.maxResultSize in total.
+        logger.warning(
+            "the key sets of %s exceed spark.driver.maxResultSize; counting them with a shuffle "
+            "pass instead (raise spark.driver.maxResultSize to keep them in one scan)",
+            ", ".join(key_taps),
+        )
+        return compute_metrics(df, plan, tap_keys=False)
+    metrics = {name: value for name, value in row.items() if not name.startswith("tapped:")}
+    for key, tap in histogram_taps.items():
+        metrics.update(_read_histogram(projected, key, plan.histograms[key], tap, row[f"tapped:{key}"]))
+    remaining = {kind: value for kind, value in plan.exact_keys.items() if kind not in key_taps}
+    for kind, tap in key_taps.items():
+        counts = _read_key_counts(kind, tap, row[f"tapped:{kind}"])
+        if counts is None:
+            remaining[kind] = plan.exact_keys[kind]
+        elif kind == "pk":
+            metrics["pk_duplicate_hashes"] = counts[1]
+        else:
+            metrics[kind] = counts[0]
+    if remaining:
+        metrics.update(_shuffle_pass(projected, remaining))
+    return metrics
+
+
+def _aggregate(source: DataFrame, aggregates: list[Column], columns: int) -> dict[str, Any]:
     # Whole-stage code generation is switched off for plans wider than
     # spark.sql.codegen.maxFields (100 in Spark 3.5), and the interpreted fallback made the
     # aggregation several times slower than a scan at 10M rows. The limit is raised for this
     # one query and restored after.
+    spark = source.sparkSession
     max_fields = spark.conf.get("spark.sql.codegen.maxFields")
-    needed = len(plan.aggregates) + len(plan.projection) + 16
+    needed = len(aggregates) + columns + 16
     if int(max_fields) < needed:
         spark.conf.set("spark.sql.codegen.maxFields", str(needed))
     try:
-        row = projected.agg(*plan.aggregates.values()).collect()[0]
+        return source.agg(*aggregates).collect()[0].asDict()
     finally:
         spark.conf.set("spark.sql.codegen.maxFields", max_fields)
-    metrics = row.asDict()
-    if plan.exact_keys:
-        metrics.update(_count_keys(projected, plan.exact_keys))
-    return metrics
 
 
-def _count_keys(projected: DataFrame, keys: dict[str, Column]) -> dict[str, int]:
-    # Integral keys (the primary-key hash and integral distinct columns) are counted by the JVM
-    # aggregate, which needs no shuffle of the keys. On the 10M-row partition of
-    # scripts/benchmark_validation.py (2 shared cores), that halved the suite's time: 15 s
-    # against 32 s in interleaved runs. Other keys, and keys that exceed the aggregate's memory
-    # limit, go through the shuffle pass.
-    metrics: dict[str, int] = {}
-    remaining = dict(keys)
-    if key_counts.jvm_counting_available(projected.sparkSession):
-        long_keys = {
-            kind: value for kind, value in keys.items() if kind == "pk" or _is_integral(projected, value)
-        }
-        if long_keys:
-            for kind, counts in key_counts.count_long_keys(projected, long_keys).items():
-                if counts is None:
-                    continue
-                distinct, repeated = counts
-                if kind == "pk":
-                    metrics["pk_duplicate_hashes"] = repeated
-                else:
-                    metrics[kind] = distinct
-                del remaining[kind]
-    if remaining:
-        metrics.update(_shuffle_pass(projected, remaining))
-    return metrics
+def _read_histogram(
+    projected: DataFrame, key: str, grid: tuple[str, int], tap: taps.HistogramTap, tapped_rows: int
+) -> dict[str, int]:
+    counts = tap.counts()
+    if tap.recorded() == tapped_rows == sum(counts):
+        return {f"grid:{key}:{index}": count for index, count in enumerate(counts)}
+    logger.warning(
+        "histogram of %s recorded %d values where the aggregation counted %d; counting it "
+        "again with one aggregate per bin", key, tap.recorded(), tapped_rows,
+    )
+    return projected.agg(*bin_counts(key, *grid)).collect()[0].asDict()
+
+
+def _read_key_counts(kind: str, tap: taps.KeyTap, tapped_rows: int) -> tuple[int, int] | None:
+    if tap.recorded() != tapped_rows:
+        logger.warning(
+            "key %s: the tap recorded %d keys where the aggregation counted %d; counting it "
+            "with a shuffle pass instead", kind, tap.recorded(), tapped_rows,
+        )
+        return None
+    counts = tap.counts()
+    if counts is None:
+        logger.warning(
+            "key %s exceeded the key buffers' memory limit; counting it with a shuffle pass "
+            "instead (raise spark.driver.memory, or the executor memory on a cluster, to avoid "
+            "the extra pass)", kind,
+        )
+    return counts
 
 
 def _shuffle_pass(projected: DataFrame, keys: dict[str, Column]) -> dict[str, int]:
@@ -304,6 +374,7 @@ def _shuffle_pass(projected: DataFrame, keys: dict[str, Column]) -> dict[str, in
     # small for the many-repeats kinds (users) instead of sharing one table with the
     # nearly unique primary-key hashes. Measured at 10M rows: 8.4 s against 10.9 s for one
     # exchange keyed on (kind, key).
+    logger.info("counting %s exactly with a shuffle pass", ", ".join(keys))
     branches = []
     for index, kind in enumerate(keys):
         value = keys[kind]

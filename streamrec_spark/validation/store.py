@@ -4,7 +4,8 @@ A run writes its partition's metrics, then its expectation results, each replaci
 partition's previous rows in one Delta commit, and finally appends its row to ``runs``.
 Because the ``runs`` row is written last, a run whose row exists has all of its results
 stored. The replaced rows of earlier runs stay readable through Delta time travel, and every
-run, errored ones included, keeps its row in ``runs``.
+run, errored ones included, keeps its row in ``runs``. A request rejected as invalid (exit
+code 2) never starts a run, so it writes nothing here.
 """
 
 from __future__ import annotations

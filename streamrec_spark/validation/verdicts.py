@@ -27,6 +27,28 @@ from streamrec_spark.validation.results import (
 )
 from streamrec_spark.validation.schema_check import SchemaReport
 
+# Present-tense verbs that open the ``what_fails`` phrases of the mostly checks, with the form
+# they take after a count of one ("1 of 12 rows is ...").
+_SINGULAR_VERBS = {"are": "is", "have": "has", "do": "does"}
+
+
+def format_count(count: int, singular: str, plural: str | None = None) -> str:
+    """Format ``count`` with its noun in the matching number: "1 row", "2,000 rows".
+
+    ``plural`` defaults to ``singular`` plus "s"; pass it for nouns such as "category".
+    """
+    noun = singular if count == 1 else (plural or f"{singular}s")
+    return f"{count:,} {noun}"
+
+
+def _agree(count: int, phrase: str) -> str:
+    """Put the verb that opens ``phrase`` in the singular when ``count`` is 1."""
+    verb, space, rest = phrase.partition(" ")
+    if count == 1 and verb in _SINGULAR_VERBS:
+        return f"{_SINGULAR_VERBS[verb]}{space}{rest}"
+    return phrase
+
+
 @dataclass(frozen=True)
 class JudgeContext:
     """Everything a verdict may read besides the expectation itself."""
@@ -94,7 +116,8 @@ def _column_counts(context: JudgeContext, name: str | None) -> dict[str, int | N
 
 
 def _share_text(count: int, total: int) -> str:
-    return f"{count:,} of {total:,} ({100.0 * count / total:.4g}%)"
+    """Return "3 of 1,000 (0.3%) rows", the noun in the number of ``total``."""
+    return f"{count:,} of {total:,} ({100.0 * count / total:.4g}%) {'row' if total == 1 else 'rows'}"
 
 
 def _mostly_verdict(
@@ -106,6 +129,11 @@ def _mostly_verdict(
     what_fails: str,
     extra: dict[str, Any] | None = None,
 ) -> ExpectationResult:
+    """Judge exact counts against ``mostly``.
+
+    ``what_fails`` is a plural verb phrase such as "are outside [0, 10]"; its verb is put in
+    the singular when one row fails.
+    """
     counts = _column_counts(context, expectation.column)
     if context.rows == 0:
         return _result(expectation, ERRORED, Reason.EMPTY_PARTITION,
@@ -128,11 +156,13 @@ def _mostly_verdict(
                        f"column '{expectation.column}' has no values to check", **values)
     observed = (evaluated - failed) / evaluated
     if mostly_satisfied(evaluated, failed, expectation.mostly):
+        passing = evaluated - failed
         return _result(expectation, PASSED, Reason.OK,
-                       f"{_share_text(evaluated - failed, evaluated)} rows pass; mostly "
-                       f"{float(expectation.mostly):g} required", observed_value=observed, **values)
+                       f"{_share_text(passing, evaluated)} {'passes' if passing == 1 else 'pass'}; "
+                       f"mostly {float(expectation.mostly):g} required", observed_value=observed,
+                       **values)
     return _result(expectation, FAILED, reason,
-                   f"{_share_text(failed, evaluated)} rows {what_fails}; mostly "
+                   f"{_share_text(failed, evaluated)} {_agree(failed, what_fails)}; mostly "
                    f"{float(expectation.mostly):g} allows at most "
                    f"{evaluated - math.ceil(expectation.mostly * evaluated):,}",
                    observed_value=observed, **values)
@@ -212,14 +242,17 @@ def judge_primary_key(expectation: Expectation, context: JudgeContext) -> Expect
     key_text = ", ".join(key)
     if nulls:
         return _result(expectation, FAILED, Reason.NULL_KEY,
-                       f"{int(nulls):,} rows have a null in the key ({key_text})", **values)
+                       f"{format_count(int(nulls), 'row')} {_agree(int(nulls), 'have')} a null in "
+                       f"the key ({key_text})", **values)
     if duplicate_keys:
         samples = ", ".join(str(s) for s in metrics.get("pk_duplicate_samples", [])[:3])
         return _result(expectation, FAILED, Reason.DUPLICATE_KEY,
-                       f"{int(duplicate_keys):,} key values of ({key_text}) occur more than once, "
-                       f"{int(duplicate_rows):,} surplus rows; e.g. {samples}", **values)
-    return _result(expectation, PASSED, Reason.OK, f"({key_text}) is unique over {context.rows:,} rows",
-                   **values)
+                       f"{format_count(int(duplicate_keys), 'key value')} of ({key_text}) "
+                       f"{'occurs' if int(duplicate_keys) == 1 else 'occur'} more than once, "
+                       f"{format_count(int(duplicate_rows), 'surplus row')}; e.g. {samples}",
+                       **values)
+    return _result(expectation, PASSED, Reason.OK,
+                   f"({key_text}) is unique over {format_count(context.rows, 'row')}", **values)
 
 
 def judge_not_null(expectation: Expectation, context: JudgeContext) -> ExpectationResult:
@@ -259,7 +292,8 @@ def judge_in_set(expectation: Expectation, context: JudgeContext) -> Expectation
                              Reason.VALUE_NOT_IN_SET,
                              f"are outside {{{', '.join(extra['allowed'])}}}", extra)
     if result.status == FAILED:
-        listing = ", ".join(f"'{item['value']}' ({item['count']:,} rows)" for item in unexpected)
+        listing = ", ".join(f"'{item['value']}' ({format_count(item['count'], 'row')})"
+                            for item in unexpected)
         result = _with_message(result, f"{result.message}; unexpected values: {listing}")
     return result
 
@@ -434,8 +468,9 @@ def judge_max_date_lag(expectation: Expectation, context: JudgeContext) -> Expec
     values = dict(observed_value=float(lag_days), threshold_high=limit_days,
                   details={"newest": newest.isoformat(),
                            "partition_date": context.partition_date.isoformat()})
-    text = (f"newest '{expectation.column}' {newest.isoformat()} is {lag_days} days before the "
-            f"partition date {context.partition_date.isoformat()} (limit {limit_days} days)")
+    text = (f"newest '{expectation.column}' {newest.isoformat()} is {format_count(lag_days, 'day')} "
+            f"before the partition date {context.partition_date.isoformat()} (limit "
+            f"{format_count(limit_days, 'day')})")
     if lag_days <= limit_days:
         return _result(expectation, PASSED, Reason.OK, text, **values)
     return _result(expectation, FAILED, Reason.DATA_STALE, text, **values)
@@ -456,8 +491,9 @@ def _reference_problem(
     if reference is None or reference.total <= 0 or too_few:
         severity = "error" if context.contract.reference.when_missing == "fail" else "warn"
         if too_few:
-            message = (f"the reference window has {len(reference.partitions)} accepted "
-                       f"partitions, the contract requires at least {minimum}")
+            message = (f"the reference window has "
+                       f"{format_count(len(reference.partitions), 'accepted partition')}, the "
+                       f"contract requires at least {minimum}")
         else:
             message = (f"no accepted partition in the "
                        f"{context.contract.reference.window_days}-day window before this one has "
@@ -515,7 +551,7 @@ def judge_category_volume(
         details = {"categories": [], "not_judged": skipped}
         return _result(expectation, ERRORED, Reason.NO_VALUES,
                        f"no category of '{expectation.column}' has a reference mean of at least "
-                       f"{floor:,} rows per partition", details=details, **values), []
+                       f"{format_count(floor, 'row')} per partition", details=details, **values), []
     median = statistics.median(change for *_, change in changes.values())
     judged, outside, rows = [], [], []
     worst: float | None = None
@@ -534,7 +570,8 @@ def judge_category_volume(
         if worst is None or abs(math.log(max(ratio, 1e-12))) > abs(math.log(max(worst, 1e-12))):
             worst = ratio
         if (low is not None and ratio < low) or (high is not None and ratio > high):
-            outside.append(f"'{label}' has {count:,} rows, {change:.2f}x its mean of {usual:,.0f}, "
+            outside.append(f"'{label}' has {format_count(count, 'row')}, {change:.2f}x its mean of "
+                           f"{usual:,.0f}, "
                            f"against a usual change of {baseline:.2f}x: ratio {ratio:.2f}")
     details = {"categories": judged, "not_judged": skipped,
                "baseline": "median" if len(changes) >= 3 else "rest",
@@ -542,11 +579,12 @@ def judge_category_volume(
     values.update(observed_value=worst, details=details, evaluated_count=len(judged))
     if outside:
         return _result(expectation, FAILED, Reason.CATEGORY_VOLUME_OUT_OF_RANGE,
-                       f"{'; '.join(outside)} over {days} reference partitions; allowed ratio "
-                       f"{bounds}", failed_count=len(outside), **values), rows
+                       f"{'; '.join(outside)} over {format_count(days, 'reference partition')}; "
+                       f"allowed ratio {bounds}", failed_count=len(outside), **values), rows
     return _result(expectation, PASSED, Reason.OK,
-                   f"{len(judged)} categories of '{expectation.column}' within {bounds} of the "
-                   f"usual change over {days} reference partitions", failed_count=0, **values), rows
+                   f"{format_count(len(judged), 'category', 'categories')} of '{expectation.column}' "
+                   f"within {bounds} of the usual change over "
+                   f"{format_count(days, 'reference partition')}", failed_count=0, **values), rows
 
 
 def judge_psi(expectation: Expectation, context: JudgeContext) -> tuple[ExpectationResult, list[MetricRow]]:
@@ -594,11 +632,12 @@ def judge_psi(expectation: Expectation, context: JudgeContext) -> tuple[Expectat
     values = dict(observed_value=value, details=details, evaluated_count=current.total, **threshold)
     if value < expectation.max_psi:
         return _result(expectation, PASSED, Reason.OK,
-                       f"PSI {value:.4f} < {expectation.max_psi:g} against {len(reference.partitions)} "
-                       "reference partitions", **values), rows
+                       f"PSI {value:.4f} < {expectation.max_psi:g} against "
+                       f"{format_count(len(reference.partitions), 'reference partition')}",
+                       **values), rows
     return _result(expectation, FAILED, Reason.PSI_ABOVE_THRESHOLD,
                    f"PSI {value:.4f} is at or above {expectation.max_psi:g} against "
-                   f"{len(reference.partitions)} reference partitions", **values), rows
+                   f"{format_count(len(reference.partitions), 'reference partition')}", **values), rows
 
 
 _JUDGES = {

@@ -4,16 +4,18 @@ import java.io.Externalizable;
 import java.io.IOException;
 import java.io.ObjectInput;
 import java.io.ObjectOutput;
+import java.nio.ByteBuffer;
 import java.util.Arrays;
+import java.util.List;
 
 /**
- * Aggregation buffer of {@link LongKeyCountAggregator}: the 64-bit keys seen so far in primitive
- * arrays, and the keys already known to occur more than once.
+ * The keys one task of {@link KeySetAccumulator} has seen, in primitive arrays, and the keys
+ * already known to occur more than once.
  *
  * <p>{@code values} may contain repeats until {@link #compact()} runs. After it, {@code values}
  * contains each key once, sorted, and {@code repeated} contains each key that occurred more than
  * once, sorted. Every key in {@code repeated} is also in {@code values}. A buffer that would
- * exceed {@code maxValues} keys drops its arrays and is marked overflowed, so the aggregate
+ * exceed {@code maxValues} keys drops its arrays and is marked overflowed, so the accumulator
  * returns null counts instead of failing the task with an OutOfMemoryError.
  */
 public final class LongKeyBuffer implements Externalizable {
@@ -25,6 +27,8 @@ public final class LongKeyBuffer implements Externalizable {
   private long[] repeated = new long[0];
   private int repeatedSize;
   private boolean overflowed;
+  // True while values contains each key once, sorted, so compact() has nothing to do.
+  private boolean compacted;
   private long maxValues;
 
   /** Creates an empty buffer; Java serialization needs this public constructor. */
@@ -48,47 +52,144 @@ public final class LongKeyBuffer implements Externalizable {
       return;
     }
     values[size++] = value;
-  }
-
-  /** Appends the keys of {@code other}, which is left unchanged. */
-  void addAll(LongKeyBuffer other) {
-    if (overflowed) {
-      return;
-    }
-    if (other.overflowed) {
-      overflow();
-      return;
-    }
-    if (!reserve(other.size)) {
-      return;
-    }
-    System.arraycopy(other.values, 0, values, size, other.size);
-    size += other.size;
-    repeated = appendTo(repeated, repeatedSize, other.repeated, other.repeatedSize);
-    repeatedSize += other.repeatedSize;
-  }
-
-  /** Returns the number of distinct keys; the buffer must not have overflowed. */
-  long distinctCount() {
-    compact();
-    return size;
-  }
-
-  /** Returns the number of keys that occur more than once; the buffer must not have overflowed. */
-  long repeatedCount() {
-    compact();
-    return repeatedSize;
+    compacted = false;
   }
 
   /**
-   * Sorts the keys, keeps one copy of each and records every key seen more than once. Merged
-   * partial buffers arrive as sorted runs, which OpenJDK's DualPivotQuicksort detects and merges.
+   * Counts the distinct and the repeated keys of several compacted buffers, which it only reads,
+   * among the keys whose top {@code bits} bits equal {@code prefix}. Each buffer is sorted in
+   * unsigned order, so the keys of one prefix are a contiguous run of it: disjoint prefixes can
+   * be counted in parallel. The runs are merged through a heap of their next keys, without
+   * copying them. Returns {distinct, repeated}.
    */
-  void compact() {
-    if (overflowed) {
+  static long[] countPrefix(List<LongKeyBuffer> buffers, int prefix, int bits) {
+    int runs = buffers.size();
+    int[] position = new int[runs];
+    int[] end = new int[runs];
+    int[] repeatedPosition = new int[runs];
+    // heap[0, heapSize) holds run numbers ordered by their next key, smallest first.
+    int[] heap = new int[runs];
+    int heapSize = 0;
+    for (int run = 0; run < runs; run++) {
+      LongKeyBuffer buffer = buffers.get(run);
+      position[run] = firstWithPrefixAtLeast(buffer.values, buffer.size, prefix, bits);
+      end[run] = firstWithPrefixAtLeast(buffer.values, buffer.size, prefix + 1, bits);
+      repeatedPosition[run] = firstWithPrefixAtLeast(buffer.repeated, buffer.repeatedSize, prefix, bits);
+      if (position[run] < end[run]) {
+        heap[heapSize++] = run;
+        siftUp(heap, heapSize - 1, buffers, position);
+      }
+    }
+    long distinct = 0;
+    long repeated = 0;
+    while (heapSize > 0) {
+      long key = keyAt(buffers, position, heap[0]);
+      int copies = 0;
+      boolean repeatedInRun = false;
+      while (heapSize > 0 && keyAt(buffers, position, heap[0]) == key) {
+        int run = heap[0];
+        copies++;
+        repeatedInRun |= advanceRepeated(buffers.get(run), repeatedPosition, run, key);
+        position[run]++;
+        if (position[run] == end[run]) {
+          heap[0] = heap[--heapSize];
+        }
+        siftDown(heap, heapSize, buffers, position);
+      }
+      distinct++;
+      if (copies > 1 || repeatedInRun) {
+        repeated++;
+      }
+    }
+    return new long[] {distinct, repeated};
+  }
+
+  private static long keyAt(List<LongKeyBuffer> buffers, int[] position, int run) {
+    return buffers.get(run).values[position[run]];
+  }
+
+  /** Moves the run's repeated-key cursor past {@code key}; returns whether it found the key. */
+  private static boolean advanceRepeated(LongKeyBuffer buffer, int[] repeatedPosition, int run, long key) {
+    int i = repeatedPosition[run];
+    while (i < buffer.repeatedSize && Long.compareUnsigned(buffer.repeated[i], key) < 0) {
+      i++;
+    }
+    boolean found = i < buffer.repeatedSize && buffer.repeated[i] == key;
+    repeatedPosition[run] = found ? i + 1 : i;
+    return found;
+  }
+
+  private static void siftUp(int[] heap, int index, List<LongKeyBuffer> buffers, int[] position) {
+    int run = heap[index];
+    long key = keyAt(buffers, position, run);
+    while (index > 0) {
+      int parent = (index - 1) >>> 1;
+      if (Long.compareUnsigned(keyAt(buffers, position, heap[parent]), key) <= 0) {
+        break;
+      }
+      heap[index] = heap[parent];
+      index = parent;
+    }
+    heap[index] = run;
+  }
+
+  private static void siftDown(int[] heap, int heapSize, List<LongKeyBuffer> buffers, int[] position) {
+    if (heapSize == 0) {
       return;
     }
-    Arrays.sort(values, 0, size);
+    int run = heap[0];
+    long key = keyAt(buffers, position, run);
+    int index = 0;
+    while (true) {
+      int child = 2 * index + 1;
+      if (child >= heapSize) {
+        break;
+      }
+      if (child + 1 < heapSize && Long.compareUnsigned(
+          keyAt(buffers, position, heap[child + 1]), keyAt(buffers, position, heap[child])) < 0) {
+        child++;
+      }
+      if (Long.compareUnsigned(keyAt(buffers, position, heap[child]), key) >= 0) {
+        break;
+      }
+      heap[index] = heap[child];
+      index = child;
+    }
+    heap[index] = run;
+  }
+
+  /** Returns the first index of {@code sorted} whose top {@code bits} bits are >= {@code prefix}. */
+  private static int firstWithPrefixAtLeast(long[] sorted, int length, int prefix, int bits) {
+    if (bits == 0) {
+      return prefix == 0 ? 0 : length;
+    }
+    int low = 0;
+    int high = length;
+    while (low < high) {
+      int middle = (low + high) >>> 1;
+      if ((sorted[middle] >>> (64 - bits)) < prefix) {
+        low = middle + 1;
+      } else {
+        high = middle;
+      }
+    }
+    return low;
+  }
+
+  /** Returns the number of keys held, repeats included until {@link #compact()} runs. */
+  int size() {
+    return size;
+  }
+
+  /**
+   * Sorts the keys in unsigned order, keeps one copy of each and records every key seen more
+   * than once. The sort is fast for keys spread evenly over 64 bits; callers hash their keys.
+   */
+  void compact() {
+    if (overflowed || compacted) {
+      return;
+    }
+    UniformSort.sort(values, size);
     int distinct = 0;
     int newRepeats = 0;
     long[] newlyRepeated = new long[0];
@@ -109,8 +210,9 @@ public final class LongKeyBuffer implements Externalizable {
     }
     size = distinct;
     repeated = appendTo(repeated, repeatedSize, newlyRepeated, newRepeats);
-    Arrays.sort(repeated, 0, repeatedSize + newRepeats);
+    UniformSort.sort(repeated, repeatedSize + newRepeats);
     repeatedSize = removeRepeats(repeated, repeatedSize + newRepeats);
+    compacted = true;
   }
 
   private boolean reserve(int extra) {
@@ -156,8 +258,8 @@ public final class LongKeyBuffer implements Externalizable {
   }
 
   /**
-   * Writes the compacted keys as sorted deltas in unsigned LEB128 varints, once per task. A delta
-   * below 16384, common between sorted user ids, takes two bytes or fewer instead of eight.
+   * Writes the compacted keys once per task, as raw 8-byte values: the keys are hashes, so a
+   * compact encoding would save little and cost a loop per key on both sides.
    */
   @Override
   public void writeExternal(ObjectOutput out) throws IOException {
@@ -176,61 +278,22 @@ public final class LongKeyBuffer implements Externalizable {
     size = values.length;
     repeated = readSorted(in);
     repeatedSize = repeated.length;
+    compacted = true;
   }
 
   private static void writeSorted(ObjectOutput out, long[] sorted, int length) throws IOException {
-    int bytes = 0;
-    long previous = 0;
-    for (int i = 0; i < length; i++) {
-      bytes += varintLength(sorted[i] - previous);
-      previous = sorted[i];
-    }
-    byte[] encoded = new byte[bytes];
-    int position = 0;
-    previous = 0;
-    for (int i = 0; i < length; i++) {
-      // The difference of two sorted signed keys is non-negative when read as unsigned.
-      long delta = sorted[i] - previous;
-      previous = sorted[i];
-      while ((delta & ~0x7FL) != 0) {
-        encoded[position++] = (byte) ((delta & 0x7F) | 0x80);
-        delta >>>= 7;
-      }
-      encoded[position++] = (byte) delta;
-    }
+    ByteBuffer bytes = ByteBuffer.allocate(length * Long.BYTES);
+    bytes.asLongBuffer().put(sorted, 0, length);
     out.writeInt(length);
-    out.writeInt(bytes);
-    out.write(encoded);
+    out.write(bytes.array());
   }
 
   private static long[] readSorted(ObjectInput in) throws IOException {
     int length = in.readInt();
-    byte[] encoded = new byte[in.readInt()];
-    in.readFully(encoded);
+    byte[] bytes = new byte[length * Long.BYTES];
+    in.readFully(bytes);
     long[] sorted = new long[length];
-    int position = 0;
-    long previous = 0;
-    for (int i = 0; i < length; i++) {
-      long delta = 0;
-      int shift = 0;
-      byte b;
-      do {
-        b = encoded[position++];
-        delta |= (long) (b & 0x7F) << shift;
-        shift += 7;
-      } while (b < 0);
-      previous += delta;
-      sorted[i] = previous;
-    }
+    ByteBuffer.wrap(bytes).asLongBuffer().get(sorted);
     return sorted;
-  }
-
-  private static int varintLength(long value) {
-    int length = 1;
-    while ((value & ~0x7FL) != 0) {
-      value >>>= 7;
-      length++;
-    }
-    return length;
   }
 }

@@ -1,0 +1,198 @@
+"""Spark tests of the JVM taps: histograms and exact key counts in the fused scan."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+from pyspark.sql import functions as F
+from pyspark.sql.types import IntegerType, LongType, StructField, StructType
+
+from streamrec_spark.contracts.loader import load_contract
+from streamrec_spark.validation import metrics as spark_metrics
+from streamrec_spark.validation import taps
+from streamrec_spark.validation.schema_check import check_schema
+
+from rows import AS_OF, DAY, clean_rows, event, frame
+
+LONG_MIN = -(2**63)
+LONG_MAX = 2**63 - 1
+
+
+@pytest.fixture(autouse=True)
+def require_jar(spark):
+    # The fallback tests below need the real taps as their reference result.
+    if not taps.taps_available(spark):
+        pytest.fail("streamrec-spark-jvm-1.jar is not on the test session's classpath; run scripts/setup.sh")
+
+
+def long_frame(spark, values, partitions):
+    schema = StructType([StructField("key", LongType())])
+    return spark.createDataFrame([(v,) for v in values], schema).repartition(partitions)
+
+
+def run_key_tap(spark, df):
+    tap = taps.key_tap(spark, F.col("key"))
+    tapped = df.select(tap.column.alias("t")).agg(F.count("t").alias("n")).collect()[0]["n"]
+    return tap, tapped
+
+
+def test_key_counts_exact_across_partitions(spark):
+    # Repeats span partitions, and the extreme values test the sorted-delta encoding.
+    values = [LONG_MIN, LONG_MIN, -5, 0, 0, 0, 7, 7, LONG_MAX, None, None] + list(range(100, 400))
+    tap, tapped = run_key_tap(spark, long_frame(spark, values, partitions=4))
+
+    assert tap.recorded() == tapped == len(values) - 2
+    assert tap.counts() == (305, 3)
+
+
+def test_key_counts_large_partitions_use_bucket_sort(spark):
+    # 20,000 keys a partition are above the size where the sort switches to buckets.
+    df = spark.range(0, 60_000, numPartitions=3).select(((F.col("id") * 7919) % 45_000).alias("key"))
+    tap, tapped = run_key_tap(spark, df)
+
+    assert tap.counts() == (45_000, 15_000)
+    assert tapped == 60_000
+
+
+def test_key_counts_large_merge_splits_over_cores(spark):
+    # Above 2^20 keys the driver counts each range of the keys' top bits on its own thread.
+    df = spark.range(0, 1_200_000, numPartitions=2).select((F.col("id") % 1_000_000).alias("key"))
+    tap, tapped = run_key_tap(spark, df)
+
+    assert tap.counts() == (1_000_000, 200_000)
+    assert tapped == 1_200_000
+
+
+def test_key_counts_empty_input(spark):
+    tap, tapped = run_key_tap(spark, long_frame(spark, [None], partitions=1))
+
+    assert tap.counts() == (0, 0)
+    assert tapped == tap.recorded() == 0
+
+
+def test_rerun_replaces_partition_states(spark):
+    # A second job over the same partitions stands for a retried stage: every partition's
+    # state is replaced, not added, so nothing is counted twice.
+    df = spark.range(0, 1000, numPartitions=4).select((F.col("id") % 300).alias("key"))
+    tap = taps.key_tap(spark, F.col("key"))
+    counted = df.select(tap.column.alias("t")).agg(F.count("t").alias("n"))
+    counted.collect()
+    counted.collect()
+
+    assert tap.recorded() == 1000
+    assert tap.counts() == (300, 300)
+
+
+def test_over_limit_returns_none(spark, monkeypatch):
+    monkeypatch.setattr(taps, "MAX_KEYS_PER_BUFFER", 5)
+    tap, _ = run_key_tap(spark, long_frame(spark, list(range(20)), partitions=2))
+
+    assert tap.counts() is None
+
+
+def test_histogram_counts_bins_and_skips_nulls(spark):
+    schema = StructType([StructField("bin", IntegerType())])
+    values = [0, 0, 3, None, 2, 3, 3]
+    df = spark.createDataFrame([(v,) for v in values], schema).repartition(3)
+    tap = taps.histogram_tap(spark, F.col("bin"), 4)
+    tapped = df.select(tap.column.alias("t")).agg(F.count("t").alias("n")).collect()[0]["n"]
+
+    assert tap.counts() == [2, 0, 1, 3]
+    assert tap.recorded() == tapped == 6
+
+
+def suite_metrics(spark, rows):
+    contract = load_contract(Path(__file__).resolve().parent / "data" / "click_stream_small.yaml")
+    df = frame(spark, rows)
+    report = check_schema(contract, df.schema)
+    plan = spark_metrics.plan_metrics(contract, report, DAY, AS_OF)
+    metrics = spark_metrics.compute_metrics(df.repartition(3), plan)
+    keys = ("pk_duplicate_hashes", "distinct:user_id")
+    return {key: metrics[key] for key in keys}, {k: v for k, v in metrics.items() if k.startswith("grid:")}
+
+
+def duplicated_rows():
+    rows = clean_rows()
+    rows[3] = event(3, event_id="e-dup")
+    rows[4] = event(4, event_id="e-dup")
+    rows[5] = event(5, event_id="e-dup", user_id=None)
+    rows[6] = event(6, event_id="e-other", user_id=99)
+    rows[7] = event(7, event_id="e-other")
+    return rows
+
+
+EXPECTED_KEYS = {"pk_duplicate_hashes": 2, "distinct:user_id": 5}
+
+
+def test_suite_metrics_same_with_and_without_jar(spark, monkeypatch, caplog):
+    keys, grid = suite_metrics(spark, duplicated_rows())
+    assert keys == EXPECTED_KEYS
+    assert grid and sum(grid.values()) == len(duplicated_rows())
+
+    monkeypatch.setattr(taps, "KEY_SET_CLASS", "streamrec.spark.MissingAccumulator")
+    monkeypatch.setattr(taps, "_warned_applications", set())
+    with caplog.at_level(logging.WARNING, logger=taps.__name__):
+        assert suite_metrics(spark, duplicated_rows()) == (EXPECTED_KEYS, grid)
+        assert suite_metrics(spark, duplicated_rows()) == (EXPECTED_KEYS, grid)
+
+    assert caplog.text.count("not found on the driver's classpath") == 1
+
+
+def test_setting_turns_key_taps_off(spark, caplog):
+    with caplog.at_level(logging.INFO, logger=spark_metrics.__name__):
+        assert suite_metrics(spark, duplicated_rows())[0] == EXPECTED_KEYS
+    assert "shuffle pass" not in caplog.text
+
+    spark.conf.set(spark_metrics.KEY_TAPS_SETTING, "false")
+    try:
+        with caplog.at_level(logging.INFO, logger=spark_metrics.__name__):
+            assert suite_metrics(spark, duplicated_rows())[0] == EXPECTED_KEYS
+    finally:
+        spark.conf.unset(spark_metrics.KEY_TAPS_SETTING)
+
+    assert "counting pk, distinct:user_id exactly with a shuffle pass" in caplog.text
+
+
+def test_suite_falls_back_over_limit(spark, monkeypatch, caplog):
+    monkeypatch.setattr(taps, "MAX_KEYS_PER_BUFFER", 2)
+
+    with caplog.at_level(logging.WARNING, logger=spark_metrics.__name__):
+        assert suite_metrics(spark, duplicated_rows())[0] == EXPECTED_KEYS
+    assert "exceeded the key buffers' memory limit" in caplog.text
+
+
+def test_suite_recounts_when_a_tap_disagrees(spark, monkeypatch, caplog):
+    # A tap whose recorded total differs from the aggregation's count of its column is not
+    # trusted: the histogram is counted again and the keys go through the shuffle pass.
+    expected = suite_metrics(spark, duplicated_rows())
+    monkeypatch.setattr(taps.HistogramTap, "recorded", lambda self: -1)
+    monkeypatch.setattr(taps.KeyTap, "recorded", lambda self: -1)
+
+    with caplog.at_level(logging.WARNING, logger=spark_metrics.__name__):
+        assert suite_metrics(spark, duplicated_rows()) == expected
+    assert "counting it again with one aggregate per bin" in caplog.text
+    assert "counting it with a shuffle pass instead" in caplog.text
+
+
+def test_result_size_limit_uses_shuffle(spark, caplog):
+    # The key sets are task results. Above spark.task.maxDirectResultSize (1 MB) they travel
+    # through the block manager, where the driver aborts the job past spark.driver.maxResultSize.
+    # The keys are then counted with a shuffle pass instead.
+    df = spark.range(0, 300_000, numPartitions=1).select(F.col("id").alias("key"))
+    plan = spark_metrics.MetricPlan(
+        projection={"key": F.col("key")}, exact_keys={"distinct:key": F.col("key")}
+    )
+    plan.add("rows", F.count(F.lit(1)))
+    conf = spark.sparkContext._jsc.sc().conf()
+    previous = conf.get("spark.driver.maxResultSize", "1g")
+    conf.set("spark.driver.maxResultSize", "64k")
+    try:
+        with caplog.at_level(logging.WARNING, logger=spark_metrics.__name__):
+            metrics = spark_metrics.compute_metrics(df, plan)
+    finally:
+        conf.set("spark.driver.maxResultSize", previous)
+
+    assert metrics == {"rows": 300_000, "distinct:key": 300_000}
+    assert "exceed spark.driver.maxResultSize" in caplog.text
