@@ -10,8 +10,9 @@ starts, from the pipeline configuration and by the same code that ``scripts/run_
 uses, so cron and Airflow run the same commands.
 
 Graph: the three feed validations run in parallel, then ``compute_features``, ``train_model``,
-``evaluate_model``, ``run_behavioral``, ``probe_model`` and ``apply_gate`` (which registers the
-model when it passes). A feed whose contract tier is critical must succeed. A standard feed
+``evaluate_model``, ``evaluate_champion`` (the gate's champion on the same holdout window),
+``run_behavioral``, ``probe_model`` and ``apply_gate`` (which registers the model when it
+passes). A feed whose contract tier is critical must succeed. A standard feed
 whose input is missing or unreadable (exit 3) ends as skipped and ``compute_features``
 (trigger rule ``none_failed``) runs anyway. Any other failure of a standard feed, such as a
 check its contract marks ``blocks_pipeline: true`` (exit 1), stops the run. A failed

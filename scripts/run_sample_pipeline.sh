@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run the daily pipeline's nine stages for one date on generated data, through the cron wrapper.
+# Run every stage of the daily pipeline for one date on generated data, through the cron wrapper.
 #
 # Usage: scripts/run_sample_pipeline.sh [WORKDIR [DATE]]
 #   WORKDIR  empty or missing folder for the data, the result tables and the models

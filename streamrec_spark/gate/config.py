@@ -7,6 +7,8 @@ problem in the file is reported at once with ``file:line``, as one :class:`Confi
 
 from __future__ import annotations
 
+import difflib
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -303,17 +305,64 @@ def resolve_config_path(base: Path, value: str) -> tuple[Path | None, tuple[Path
     return None, candidates
 
 
+def _positive_number(
+    reader: ConfigReader,
+    node: SourceMap,
+    key: str,
+    name: str,
+    unit: str,
+    example: str,
+    default: float | None = None,
+) -> float:
+    """Read a finite number above 0, recording one problem per mistake.
+
+    A string such as "45ms" gets a single problem that names the unit and an example, instead
+    of one for the type and a second one for the value that replaces it.
+    """
+    value = node.get(key)
+    label = f"'{name}.{key}'"
+    if isinstance(value, str):
+        reader.problem(
+            node.where(key),
+            f"{label} must be a number of {unit} without a unit, for example {example}; "
+            f"found {value!r}",
+        )
+        return 0.0
+    number = reader.number(node, key, name, **({} if default is None else {"default": default}))
+    valid = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if valid and number <= 0.0:
+        reader.problem(node.where(key), f"{label} must be above 0 {unit}, found {value}")
+    return number
+
+
+def _renamed_serving_keys(reader: ConfigReader, node: SourceMap, allowed: tuple[str, ...]) -> set[str]:
+    """Report unknown ``serving`` keys, and return the allowed keys they are misspellings of.
+
+    ``p99_latency_ms`` in place of ``max_p99_latency_ms`` is one mistake, so it gets one
+    problem that names the key meant, and the caller skips the missing-key problem.
+    """
+    renamed: set[str] = set()
+    for key in node:
+        if key in allowed:
+            continue
+        missing = [name for name in allowed if name not in node]
+        meant = difflib.get_close_matches(str(key), missing, n=1, cutoff=0.6)
+        hint = f"; did you mean '{meant[0]}'?" if meant else f"; expected one of {', '.join(allowed)}"
+        reader.problem(node.where(key), f"unknown key 'serving.{key}'{hint}")
+        renamed.update(meant)
+    return renamed
+
+
 def _read_serving(reader: ConfigReader, root: SourceMap) -> ServingLimits | None:
     if root.get("serving") is None:
         return None
     node = reader.mapping(root, "serving", "serving")
-    reader.check_keys(node, ("max_p99_latency_ms", "max_size_mb"), "serving")
-    latency = reader.number(node, "max_p99_latency_ms", "serving", minimum=0.0)
-    size = reader.number(node, "max_size_mb", "serving", minimum=0.0)
-    if "max_p99_latency_ms" in node and latency == 0.0:
-        reader.problem(node.where("max_p99_latency_ms"), "'serving.max_p99_latency_ms' must be above 0")
-    if "max_size_mb" in node and size == 0.0:
-        reader.problem(node.where("max_size_mb"), "'serving.max_size_mb' must be above 0")
+    renamed = _renamed_serving_keys(reader, node, ("max_p99_latency_ms", "max_size_mb"))
+    latency = size = 0.0
+    if "max_p99_latency_ms" not in renamed:
+        latency = _positive_number(reader, node, "max_p99_latency_ms", "serving", "milliseconds", "45")
+    if "max_size_mb" not in renamed:
+        size = _positive_number(reader, node, "max_size_mb", "serving", "MB", "250")
     return ServingLimits(max_p99_latency_ms=latency, max_size_mb=size)
 
 
@@ -412,9 +461,9 @@ def _read_alerts(reader: ConfigReader, root: SourceMap) -> AlertConfig:
             node.where("url_env"),
             f"'alerts.url_env' must be an environment variable name, found {url_env!r}",
         )
-    timeout = reader.number(node, "timeout_seconds", "alerts", default=5.0, minimum=0.0)
-    if timeout == 0.0:
-        reader.problem(node.where("timeout_seconds"), "'alerts.timeout_seconds' must be above 0")
+    timeout = _positive_number(
+        reader, node, "timeout_seconds", "alerts", "seconds", "5", default=5.0
+    )
     return AlertConfig(
         url_env=url_env,
         url=_optional_string(reader, node, "url", "alerts"),

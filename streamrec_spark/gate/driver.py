@@ -7,6 +7,7 @@ the inputs are Delta tables.
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import math
@@ -29,7 +30,7 @@ from streamrec_spark.errors import (
 )
 from streamrec_spark.alerts import AlertResult, build_gate_alert, send_and_record
 from streamrec_spark.gate import inputs
-from streamrec_spark.gate.config import GateConfig
+from streamrec_spark.gate.config import GateConfig, GateTables
 from streamrec_spark.gate.rules import (
     BLOCK,
     ERROR,
@@ -138,6 +139,36 @@ class GateOutcome:
         return tuple(comparison for comparison in self.comparisons if not comparison.passed)
 
 
+# How many model ids an unknown-model error lists.
+_SHOWN_MODEL_IDS = 5
+
+
+def unknown_model_error(
+    model_id: str, warehouse: str, tables: GateTables, evaluated: list[str]
+) -> InvalidRequestError:
+    """Build the one-line error for a model id that no result table contains.
+
+    ``evaluated`` lists the model ids with evaluation runs, latest first. The message names
+    the closest of them as likely meant, and the latest few.
+    """
+    searched = f"{tables.model_metrics_table}, {tables.behavioral_table} or {tables.probes_table}"
+    message = f"model id '{model_id}' not found: no row of {searched} under {warehouse} names it."
+    close = difflib.get_close_matches(model_id, evaluated, n=3, cutoff=0.6)
+    if close:
+        message += f" Did you mean {' or '.join(close)}?"
+    if evaluated:
+        shown = ", ".join(evaluated[:_SHOWN_MODEL_IDS])
+        more = f" ({len(evaluated)} in all)" if len(evaluated) > _SHOWN_MODEL_IDS else ""
+        message += f" Models with evaluation runs, latest first: {shown}{more}."
+    else:
+        message += f" No model has evaluation runs in {tables.model_metrics_table} yet."
+    message += (
+        " Check --model-id, or run the evaluate_model, run_behavioral and probe_model stages "
+        "for this model first"
+    )
+    return InvalidRequestError(message)
+
+
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
@@ -227,15 +258,7 @@ def _track(
     """Record the decision in MLflow; return (run id, registered version, error message)."""
     from streamrec_spark.gate import tracking
 
-    tracking_config = tracking.TrackingConfig(
-        tracking_uri=request.tracking_uri or config.mlflow.tracking_uri,
-        registry_uri=request.registry_uri or config.mlflow.registry_uri,
-        experiment=config.mlflow.experiment,
-        registered_model_name=config.registered_model_name,
-        http_timeout_seconds=config.mlflow.http_timeout_seconds,
-        http_max_retries=config.mlflow.http_max_retries,
-        http_backoff_factor=config.mlflow.http_backoff_factor,
-    )
+    tracking_config = tracking.tracking_config(config, request.tracking_uri, request.registry_uri)
     try:
         result = tracking.record_decision(
             tracking_config, request.warehouse, record, request.model_dir, register
@@ -289,9 +312,12 @@ def apply_gate(spark: SparkSession, request: GateRequest) -> GateOutcome:
     is then still written to Delta, with the MLflow message in ``tracking_error``, and a PASS
     that was not registered does not become the champion.
 
-    Raises InvalidRequestError (exit 2) for an invalid request and when the candidate is the
-    gate's champion already. Raises ComputationError (exit 3) when a table cannot be read or
-    written. A read failure is recorded as an ERROR decision if the gate tables are writable.
+    Raises InvalidRequestError (exit 2) for an invalid request, when the candidate is the
+    gate's champion already, and when no row of ``model_metrics``, ``behavioral_results`` or
+    ``serving_probes`` names the candidate (a mistyped id). Nothing is recorded and no alert is
+    sent for those. A known candidate that lacks some results is judged, and blocks. Raises
+    ComputationError (exit 3) when a table cannot be read or written, or its Delta log is
+    damaged. A read failure is recorded as an ERROR decision if the gate tables are writable.
     """
     request.validate()
     config = request.config
@@ -341,6 +367,14 @@ def apply_gate(spark: SparkSession, request: GateRequest) -> GateOutcome:
             probes = inputs.read_probes(spark, warehouse, tables, probe_runs)
             probe = probes[request.model_id]
             champion_probe = probes[champion.model_id] if champion is not None else None
+        found = metrics.run_id is not None or probe is not None or (
+            behavioral is not None and behavioral.run_id is not None
+        )
+        # Only a candidate with no usable result pays for the second look, which also counts
+        # rows that the reads above skip (input checks, other suites) as a known model.
+        if not found and not inputs.model_has_rows(spark, warehouse, tables, request.model_id):
+            evaluated = inputs.evaluated_models(spark, warehouse, tables)
+            raise unknown_model_error(request.model_id, warehouse, tables, evaluated)
         validation = inputs.read_validation_summary(spark, warehouse, tables, request.data_date)
     except ComputationError as exc:
         _record_error(store, config, decision_id, request.model_id, champion, exc, decided_at)

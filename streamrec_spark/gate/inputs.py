@@ -3,8 +3,9 @@
 Every read filters on ``model_id`` (the partition column of the model tables) and collects a
 few dozen rows per model and run to the driver, in one Spark job per table: the gate never
 reads events or recommendations. A table that does not exist yet reads as no rows, so the
-rules fail closed on it. Any other read failure raises ComputationError (exit code 3) with one
-line that names the table's path, the root cause and the fix.
+rules fail closed on it. A damaged log (see :mod:`streamrec_spark.gate.delta_log`) or any other
+read failure raises ComputationError (exit code 3) with one line that names the table's path,
+the root cause and the fix.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pyspark.sql import functions as F
 from streamrec_spark import delta_tables
 from streamrec_spark.errors import ComputationError, root_cause
 from streamrec_spark.gate.config import GateTables
+from streamrec_spark.gate.delta_log import find_log_damage
 from streamrec_spark.gate.rules import (
     BehavioralRow,
     BehavioralRun,
@@ -51,14 +53,26 @@ WRITERS = {
 }
 
 
-def unreadable_table_error(path: str, description: str, error: BaseException) -> ComputationError:
-    """Build the one-line ComputationError for a Delta table that exists but cannot be read."""
+def damaged_table_error(path: str, description: str, cause: str) -> ComputationError:
+    """Build the one-line ComputationError for a Delta table that exists but is damaged."""
     writer = WRITERS.get(description, "the stage that writes it")
     return ComputationError(
-        f"cannot read the {description} table {path}: {root_cause(error)}. The table's log or "
-        f"data files are damaged or missing: restore the folder from a backup, or move it aside "
-        f"and re-run {writer} to write it again"
+        f"cannot read the {description} table {path}: {cause}. The table's log or data files "
+        f"are damaged or missing: restore the folder from a backup, or move it aside and re-run "
+        f"{writer} to write it again"
     )
+
+
+def unreadable_table_error(path: str, description: str, error: BaseException) -> ComputationError:
+    """Build the one-line ComputationError for a Delta table that exists but cannot be read."""
+    return damaged_table_error(path, description, root_cause(error))
+
+
+def check_table_log(spark: SparkSession, path: str, description: str) -> None:
+    """Raise ComputationError when the Delta log at ``path`` is damaged in a way reads hide."""
+    damage = _guarded(path, description, lambda: find_log_damage(spark, path))
+    if damage is not None:
+        raise damaged_table_error(path, description, damage)
 
 
 def _guarded(path: str, description: str, read: Callable[[], T]) -> T:
@@ -85,6 +99,7 @@ def _load(
             )
         logger.warning("table %s does not exist; the gate sees no rows in it", path)
         return path, None
+    check_table_log(spark, path, description)
     return path, _guarded(path, description, lambda: spark.read.format("delta").load(path))
 
 
@@ -285,6 +300,49 @@ def read_probes(
         )
         logger.info("model %s: serving probe %s", model_id, row["run_id"])
     return result
+
+
+def model_has_rows(spark: SparkSession, warehouse: str, tables: GateTables, model_id: str) -> bool:
+    """Return True when any row of the metrics, behavioral or probe table names ``model_id``.
+
+    Every row counts, input-check rows and other suites' results included, so a model that
+    only has those is known. Tables that do not exist have no rows.
+    """
+    for table, description in (
+        (tables.model_metrics_table, "model metrics"),
+        (tables.behavioral_table, "behavioral results"),
+        (tables.probes_table, "serving probes"),
+    ):
+        path, frame = _load(spark, warehouse, table, description)
+        if frame is None:
+            continue
+        rows = _guarded(
+            path,
+            description,
+            lambda: frame.where(F.col("model_id") == F.lit(model_id)).limit(1).collect(),
+        )
+        if rows:
+            return True
+    return False
+
+
+def evaluated_models(
+    spark: SparkSession, warehouse: str, tables: GateTables, limit: int = 1000
+) -> list[str]:
+    """Return up to ``limit`` model ids with rows in the metrics table, latest evaluated first."""
+    path, frame = _load(spark, warehouse, tables.model_metrics_table, "model metrics")
+    if frame is None:
+        return []
+    rows = _guarded(
+        path,
+        "model metrics",
+        lambda: frame.groupBy("model_id")
+        .agg(F.max("evaluated_at").alias("latest"))
+        .orderBy(F.col("latest").desc(), F.col("model_id"))
+        .limit(limit)
+        .collect(),
+    )
+    return [row["model_id"] for row in rows]
 
 
 def read_validation_summary(

@@ -16,7 +16,8 @@ the serving probe's request files:
 
 It returns one row per recommended item: ``user_id``, ``rank`` (1 is the best), ``item_id``
 and ``score``. The params ``k`` (items per request, default 20) and ``exclude_seen`` (leave
-out the items of the history, default false) apply to every row.
+out the items of the history, default false) apply to every row. An invalid request (see
+``_parse_row``) raises MlflowException with error code INVALID_PARAMETER_VALUE.
 
 This module imports MLflow, so only code that records or loads an MLflow model imports it.
 """
@@ -33,11 +34,14 @@ from typing import Any
 
 import mlflow.pyfunc
 import pandas as pd
+from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
 from mlflow.types.schema import Array, Object, Property
 
 import streamrec_spark
+from streamrec_spark.evaluation.config import EVENT_TYPES
 from streamrec_spark.models import Recommender, load_model
 from streamrec_spark.models.base import Interaction, UserContext, parse_history
 
@@ -69,7 +73,7 @@ class StreamrecPyfuncModel(mlflow.pyfunc.PythonModel):
         exclude_seen = bool(options.get("exclude_seen", False))
         for column in ("user_id", "now", "history"):
             if column not in frame.columns:
-                raise ValueError(
+                raise invalid_input(
                     f"the request has no '{column}' column. Each row needs user_id, now "
                     "(epoch seconds) and history"
                 )
@@ -83,11 +87,20 @@ class StreamrecPyfuncModel(mlflow.pyfunc.PythonModel):
         return pd.DataFrame(rows, columns=list(OUTPUT_COLUMNS))
 
 
+def invalid_input(message: str) -> MlflowException:
+    """Build the error for an invalid request.
+
+    MLflow's scoring server returns an MlflowException's message to the client with HTTP 400,
+    but replaces any other exception with a generic message, so input errors use this type.
+    """
+    return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
+
+
 def _positive_int(value: Any, name: str) -> int:
     # MLflow may pass NumPy integers, which are not Python ints.
     whole = isinstance(value, numbers.Integral) or (isinstance(value, float) and value.is_integer())
     if isinstance(value, bool) or not whole or value < 1:
-        raise ValueError(f"{name} must be a positive integer, found {value!r}")
+        raise invalid_input(f"{name} must be a positive integer, found {value!r}")
     return int(value)
 
 
@@ -95,21 +108,72 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
+def _finite_number(value: Any) -> float | None:
+    """Return ``value`` as a finite float, or None when it is missing, NaN, infinite or not a number."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
 def _parse_row(record: Mapping[str, Any], position: int) -> tuple[UserContext, tuple[Interaction, ...]]:
-    """Turn one request row into the model's context and history, oldest event first."""
-    try:
-        platform = record.get("platform")
-        context = UserContext(
-            user_id=int(record["user_id"]),
-            now=float(record["now"]),
-            platform=None if _missing(platform) else str(platform),
+    """Turn one request row into the model's context and history, oldest event first.
+
+    Raises MlflowException (INVALID_PARAMETER_VALUE) naming the request index and the field.
+    Invalid are a missing or non-integer ``user_id`` and a missing or non-finite ``now``. So is
+    a history event with a missing field, an event type outside EVENT_TYPES, or a timestamp
+    that is not finite or is after ``now``. An empty or missing history is valid: a user with
+    no events.
+    """
+    where = f"request {position}"
+    now = _finite_number(record.get("now"))
+    if now is None:
+        raise invalid_input(
+            f"{where}: 'now' is {record.get('now')!r}; set it to the request time in epoch "
+            "seconds (UTC), a finite number"
         )
-        events = record["history"]
-        events = [] if _missing(events) else list(events)
+    user_id = record.get("user_id")
+    if _finite_number(user_id) is None or not float(user_id).is_integer():
+        raise invalid_input(f"{where}: 'user_id' is {user_id!r}; set it to the user's integer id")
+    platform = record.get("platform")
+    context = UserContext(
+        user_id=int(user_id), now=now, platform=None if _missing(platform) else str(platform)
+    )
+    events = record.get("history")
+    events = [] if _missing(events) else list(events)
+    for index, event in enumerate(events):
+        _check_event(event, f"{where}: 'history[{index}]'", now)
+    try:
         history = parse_history(events)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise ValueError(f"invalid request in row {position}: {type(exc).__name__}: {exc}") from exc
+        raise invalid_input(f"invalid {where}: {type(exc).__name__}: {exc}") from exc
     return context, tuple(sorted(history, key=lambda event: (event.timestamp, event.item_id)))
+
+
+def _check_event(event: Any, where: str, now: float) -> None:
+    """Raise MlflowException for a history event that the models would score wrongly."""
+    if not isinstance(event, Mapping):
+        raise invalid_input(f"{where} is {event!r}; each event must be an object with "
+                            "item_id, event_type and timestamp")
+    for key in ("item_id", "event_type", "timestamp"):
+        if _missing(event.get(key)):
+            raise invalid_input(f"{where} has no '{key}'; each event needs item_id, "
+                                "event_type and timestamp")
+    event_type = event["event_type"]
+    if event_type not in EVENT_TYPES:
+        raise invalid_input(
+            f"{where}: unknown 'event_type' {event_type!r}; use one of {', '.join(EVENT_TYPES)}"
+        )
+    timestamp = _finite_number(event["timestamp"])
+    if timestamp is None:
+        raise invalid_input(
+            f"{where}: 'timestamp' is {event['timestamp']!r}; use epoch seconds, a finite number"
+        )
+    if timestamp > now:
+        raise invalid_input(
+            f"{where}: 'timestamp' {timestamp} is after 'now' {now}; send only events up to "
+            "the request time, or set 'now' to the request time"
+        )
 
 
 def model_signature() -> ModelSignature:

@@ -20,6 +20,7 @@ from pyspark.sql import types as T
 from streamrec_spark import delta_tables
 from streamrec_spark.errors import ComputationError, root_cause
 from streamrec_spark.gate.config import GateTables
+from streamrec_spark.gate.delta_log import find_log_damage
 from streamrec_spark.gate.rules import PASS, Comparison
 
 logger = logging.getLogger(__name__)
@@ -119,6 +120,8 @@ class Champion:
     metrics_run_id: str | None
     probe_run_id: str | None
     registered_version: int | None
+    # The MLflow registered model that ``registered_version`` belongs to.
+    registered_model_name: str | None = None
 
 
 class GateStore:
@@ -144,12 +147,23 @@ class GateStore:
     def champion(self, gate: str) -> Champion | None:
         """Return the latest decision of ``gate`` with decision PASS and ``registered`` true.
 
-        Raises ComputationError when the decisions table exists but cannot be read.
+        Raises ComputationError when the decisions table exists but cannot be read, or its
+        Delta log is damaged (an empty or truncated commit file).
         """
         path = self.path(self.tables.decisions_table)
+        fix = "The champion is read from this table: restore its folder from a backup"
         try:
             if not delta_tables.table_exists(self.spark, path):
                 return None
+            damage = find_log_damage(self.spark, path)
+        except Exception as exc:  # py4j and Delta raise several unrelated types here
+            logger.debug("checking the log of %s failed", path, exc_info=True)
+            raise ComputationError(
+                f"cannot read the gate decisions table {path}: {root_cause(exc)}. {fix}"
+            ) from exc
+        if damage is not None:
+            raise ComputationError(f"cannot read the gate decisions table {path}: {damage}. {fix}")
+        try:
             rows = (
                 self.spark.read.format("delta")
                 .load(path)
@@ -165,8 +179,7 @@ class GateStore:
         except Exception as exc:  # py4j and Delta raise several unrelated types here
             logger.debug("reading gate decisions from %s failed", path, exc_info=True)
             raise ComputationError(
-                f"cannot read the gate decisions table {path}: {root_cause(exc)}. The champion "
-                "is read from this table: restore its folder from a backup"
+                f"cannot read the gate decisions table {path}: {root_cause(exc)}. {fix}"
             ) from exc
         if not rows:
             return None
@@ -178,6 +191,7 @@ class GateStore:
             metrics_run_id=row["metrics_run_id"],
             probe_run_id=row["probe_run_id"],
             registered_version=row["registered_version"],
+            registered_model_name=row["registered_model_name"],
         )
 
     def write(self, record: DecisionRecord, comparisons: Sequence[Comparison]) -> None:

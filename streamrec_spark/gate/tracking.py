@@ -44,6 +44,7 @@ from streamrec_spark.gate.config import (
     DEFAULT_HTTP_BACKOFF_FACTOR,
     DEFAULT_HTTP_MAX_RETRIES,
     DEFAULT_HTTP_TIMEOUT_SECONDS,
+    GateConfig,
 )
 
 if TYPE_CHECKING:
@@ -54,6 +55,8 @@ logger = logging.getLogger(__name__)
 DECISION_ARTIFACT = "decision.json"
 MODEL_ARTIFACT_PATH = "model"
 CHAMPION_ALIAS = "champion"
+# Error code of a registered model folder that cannot be downloaded or loaded.
+MODEL_UNAVAILABLE = "CHAMPION_MODEL_UNAVAILABLE"
 PASS = "PASS"
 
 # Stores that run inside this process against a database. MLflow gives their experiments a
@@ -131,6 +134,21 @@ def default_tracking_uri(warehouse: str) -> str:
     return "sqlite:///" + (folder / "mlflow" / "mlflow.db").as_posix()
 
 
+def tracking_config(
+    config: GateConfig, tracking_uri: str | None = None, registry_uri: str | None = None
+) -> TrackingConfig:
+    """Build the gate's MLflow settings; a URI given here overrides the gate file's."""
+    return TrackingConfig(
+        tracking_uri=tracking_uri or config.mlflow.tracking_uri,
+        registry_uri=registry_uri or config.mlflow.registry_uri,
+        experiment=config.mlflow.experiment,
+        registered_model_name=config.registered_model_name,
+        http_timeout_seconds=config.mlflow.http_timeout_seconds,
+        http_max_retries=config.mlflow.http_max_retries,
+        http_backoff_factor=config.mlflow.http_backoff_factor,
+    )
+
+
 @contextmanager
 def http_settings(config: TrackingConfig) -> Iterator[dict[str, str]]:
     """Set MLflow's HTTP timeout, retries and backoff from ``config`` for the ``with`` block.
@@ -180,6 +198,90 @@ def record_decision(
     with http_settings(config) as settings:
         logger.debug("MLflow HTTP settings: %s", settings)
         return _record(config, warehouse, record, model_dir, register)
+
+
+def download_model_folder(
+    config: TrackingConfig, warehouse: str, name: str, version: int, destination: str | Path
+) -> Path:
+    """Download the saved model folder of version ``version`` of the registered model ``name``.
+
+    The folder is the ``streamrec_model`` artifact of the pyfunc model that the gate registered
+    (see :mod:`streamrec_spark.gate.mlflow_model`). It is downloaded from the version's source
+    in the artifact store into ``destination``, and its local path is returned. The stores are
+    those of ``config``, as for :func:`record_decision`. Raises InputDataError
+    (``CHAMPION_MODEL_UNAVAILABLE``, exit 3) with the store, the version and the fix when the
+    registry cannot be read or the version or its artifacts are missing.
+    """
+    from streamrec_spark.gate.mlflow_model import MODEL_FOLDER_ARTIFACT
+
+    tracking_uri = config.tracking_uri or default_tracking_uri(warehouse)
+    registry_uri = config.registry_uri or tracking_uri
+    label = f"version {version} of registered model '{name}'"
+    step = _Step(registry_uri, f"reading {label}")
+    # MLflow and the stores behind it (SQLAlchemy, HTTP, file system, object stores) raise
+    # exception types that vary by store, so the handler is broad on purpose.
+    try:
+        with http_settings(config):
+            client = _open_client(tracking_uri, registry_uri)
+            model_version = client.get_model_version(name, str(version))
+            source = model_version.source.rstrip("/")
+            step = _Step(tracking_uri, f"reading {source}/MLmodel of {label}")
+            # MLflow keeps an artifact folder under its own base name, so the MLmodel file
+            # names where the saved model folder is inside the pyfunc model.
+            mlmodel_file = _download(
+                f"{source}/MLmodel", Path(destination) / "MLmodel-file", tracking_uri, registry_uri
+            )
+            folder = _pyfunc_artifact_path(mlmodel_file, MODEL_FOLDER_ARTIFACT)
+            step = _Step(tracking_uri, f"downloading {source}/{folder} of {label}")
+            local = _download(
+                f"{source}/{folder}", Path(destination) / "model", tracking_uri, registry_uri
+            )
+    except Exception as error:
+        network_error = _network_cause(error)
+        reported = network_error or error
+        cause = _redact_text(" ".join(str(reported).split()) or "no message", step.store_uri)
+        if len(cause) > _MAX_CAUSE_LENGTH:
+            cause = cause[: _MAX_CAUSE_LENGTH - 3] + "..."
+        if network_error is not None:
+            fix = _fix_hint(step.store_uri)
+        else:
+            fix = "restore that version and its artifacts in MLflow from a backup"
+        logger.debug("MLflow failure traceback", exc_info=error)
+        raise InputDataError(
+            f"MLflow store '{_redact(step.store_uri)}' failed while {step.action}: "
+            f"{type(reported).__name__}: {cause}; {fix}",
+            error_code=MODEL_UNAVAILABLE,
+        ) from error
+    logger.info("downloaded the saved folder of %s to %s", label, local)
+    return Path(local)
+
+
+def _download(artifact_uri: str, destination: Path, tracking_uri: str, registry_uri: str) -> Path:
+    from mlflow.artifacts import download_artifacts
+
+    return Path(
+        download_artifacts(
+            artifact_uri=artifact_uri,
+            dst_path=str(destination),
+            tracking_uri=tracking_uri,
+            registry_uri=registry_uri,
+        )
+    )
+
+
+def _pyfunc_artifact_path(mlmodel_file: Path, artifact: str) -> str:
+    """Return the path of ``artifact`` inside a pyfunc model, read from its MLmodel file."""
+    import yaml
+
+    document = yaml.safe_load(mlmodel_file.read_text(encoding="utf-8")) or {}
+    flavor = (document.get("flavors") or {}).get("python_function") or {}
+    path = ((flavor.get("artifacts") or {}).get(artifact) or {}).get("path")
+    if not isinstance(path, str) or not path:
+        raise ValueError(
+            f"the MLmodel file lists no '{artifact}' artifact, so this is not a model the gate "
+            "registered"
+        )
+    return path.strip("/")
 
 
 def _record(

@@ -1,4 +1,4 @@
-"""Prepare a work folder in which the daily pipeline runs all nine stages on generated data.
+"""Prepare a work folder in which the daily pipeline runs all its stages on generated data.
 
     python -m streamrec_spark.pipeline.sample --workdir sample-pipeline --date 2023-12-16
 

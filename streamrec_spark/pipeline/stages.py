@@ -9,7 +9,9 @@ Dates of one run for partition date ``D`` and ``holdout_days`` = ``H``:
 - the feeds and the features are validated and computed for ``D``;
 - the holdout window is the ``H`` days that end with ``D``, from ``D - H + 1`` to ``D``;
 - the candidate model trains on the ``training_days`` that end the day before the holdout
-  starts, so no holdout event is in its training window.
+  starts, so no holdout event is in its training window;
+- the gate's champion is evaluated on the same holdout window, under its own model id and the
+  run id ``daily-D-champion``.
 """
 
 from __future__ import annotations
@@ -84,6 +86,11 @@ def model_id(config: PipelineConfig, partition_date: date) -> str:
 def run_id(partition_date: date) -> str:
     """Return the run id recorded with one run's evaluation, behavioral and probe results."""
     return f"daily-{partition_date.isoformat()}"
+
+
+def champion_run_id(partition_date: date) -> str:
+    """Return the run id of the champion's evaluation on this date's holdout window."""
+    return f"{run_id(partition_date)}-champion"
 
 
 def continues_after(stage: Stage, exit_code: int, tier: str | None) -> bool:
@@ -172,6 +179,21 @@ def _evaluate_arguments(config: PipelineConfig, request: PipelineRequest) -> tup
     )
 
 
+def _champion_arguments(config: PipelineConfig, request: PipelineRequest) -> tuple[str, ...]:
+    partition_date = request.partition_date
+    return (
+        "--config", config.gate_config,
+        "--candidate-model-id", model_id(config, partition_date),
+        "--run-id", champion_run_id(partition_date),
+        "--events", config.feed("click_stream").input,
+        "--holdout-start", holdout_start(config, partition_date).isoformat(),
+        "--holdout-days", str(config.holdout_days),
+        "--warehouse", config.warehouse,
+        "--database", config.database,
+        *_items("--catalog", config),
+    )
+
+
 def _behavioral_arguments(config: PipelineConfig, request: PipelineRequest) -> tuple[str, ...]:
     partition_date = request.partition_date
     return (
@@ -221,6 +243,10 @@ STAGES: tuple[Stage, ...] = (
     Stage("compute_features", "jobs/compute_features.py", _features_arguments),
     Stage("train_model", "jobs/train_model.py", _train_arguments),
     Stage("evaluate_model", "jobs/evaluate_model.py", _evaluate_arguments),
+    # The gate's champion on this date's holdout window, so that the gate compares the two on
+    # one test set. Any non-zero exit stops the run: a gate that went on would compare the
+    # candidate with the champion's metrics of another week.
+    Stage("evaluate_champion", "jobs/evaluate_champion.py", _champion_arguments),
     # The gate requires every behavioral test to pass, so a failed test is its decision to make.
     # The gate does not read the evaluation's failed input checks, so those stop the run.
     Stage("run_behavioral", "jobs/run_behavioral.py", _behavioral_arguments, judged_by_gate=True),

@@ -168,6 +168,42 @@ def test_serving_limit_must_be_positive(tmp_path):
     assert "'serving.max_p99_latency_ms' must be above 0" in found[0]
 
 
+@pytest.mark.parametrize(
+    ("serving", "expected"),
+    [
+        (
+            '  max_p99_latency_ms: "45ms"\n  max_size_mb: 250\n',
+            "'serving.max_p99_latency_ms' must be a number of milliseconds without a unit, "
+            "for example 45; found '45ms'",
+        ),
+        (
+            '  max_p99_latency_ms: 45\n  max_size_mb: "250 MB"\n',
+            "'serving.max_size_mb' must be a number of MB without a unit, for example 250; "
+            "found '250 MB'",
+        ),
+        (
+            '  max_p99_latency_ms: -3\n  max_size_mb: 250\n',
+            "'serving.max_p99_latency_ms' must be above 0 milliseconds, found -3",
+        ),
+        (
+            '  p99_latency_ms: 45\n  max_size_mb: 250\n',
+            "unknown key 'serving.p99_latency_ms'; did you mean 'max_p99_latency_ms'?",
+        ),
+    ],
+)
+def test_serving_mistake_is_one_problem(tmp_path, serving, expected):
+    found = problems(tmp_path, MINIMAL + "serving:\n" + serving)
+    assert len(found) == 1
+    assert found[0].startswith(f"{tmp_path / 'gate.yaml'}:")
+    assert found[0].endswith(expected)
+
+
+def test_alert_timeout_with_unit_is_one_problem(tmp_path):
+    found = problems(tmp_path, MINIMAL + 'alerts:\n  timeout_seconds: "5s"\n')
+    assert len(found) == 1
+    assert "'alerts.timeout_seconds' must be a number of seconds without a unit" in found[0]
+
+
 def test_suite_name_must_match_suite_file(tmp_path):
     text = MINIMAL + f"behavioral:\n  suite: other_suite\n  suite_file: {SUITE_FILE}\n"
     found = problems(tmp_path, text)

@@ -389,10 +389,52 @@ def test_failed_registration_exits_3(spark, gate_config, candidates, model_dir, 
 # --- fail closed -----------------------------------------------------------------------------
 
 
-def test_candidate_without_any_result_blocks(spark, gate_config, candidates, tracking_uri):
-    # Other models' rows exist, so every table is there but has nothing for this candidate.
-    config = gate_named(gate_config, "no_results_gate")
-    outcome = gate(spark, config, candidates, "nothing-x", tracking_uri, register=False)
+def test_mistyped_model_id_exits_2(spark, candidates, tracking_uri, tmp_path, capsys, monkeypatch):
+    # Other models' rows exist, so every table is there but none names this id.
+    webhook = Webhook()
+    monkeypatch.setenv("STREAMREC_ALERT_WEBHOOK_URL", webhook.url)
+    code = cli_main([
+        "gate", "--model-id", "good-03", "--no-register", "--warehouse", candidates,
+        "--config", gate_file(tmp_path, "typo_gate"), "--tracking-uri", tracking_uri,
+        "--data-date", DATA_DATE.isoformat(),
+    ])
+    webhook.close()
+
+    captured = capsys.readouterr()
+    error = captured.err.strip().splitlines()
+    assert code == EXIT_INVALID
+    assert len(error) == 1
+    assert error[0].startswith(
+        "streamrec-spark: model id 'good-03' not found: no row of model_metrics, "
+        f"behavioral_results or serving_probes under {candidates} names it."
+    )
+    assert "Did you mean good-030" in error[0]
+    assert "Models with evaluation runs, latest first: " in error[0]
+    assert "Check --model-id" in error[0]
+    assert captured.out == ""
+    assert webhook.bodies == []
+    assert decisions(spark, candidates, "typo_gate") == {}
+
+
+def test_unknown_model_without_result_tables_is_invalid(spark, gate_config, warehouse, tracking_uri):
+    config = gate_named(gate_config, "no_tables_gate")
+    tables = replace(
+        config.tables, model_metrics_table="none_metrics", behavioral_table="none_behavioral",
+        probes_table="none_probes",
+    )
+    with pytest.raises(InvalidRequestError, match="No model has evaluation runs in none_metrics yet"):
+        gate(spark, replace(config, tables=tables), warehouse, "nobody-x", tracking_uri, register=False)
+    assert not (Path(warehouse) / "gate_decisions").exists() or decisions(
+        spark, warehouse, "no_tables_gate"
+    ) == {}
+
+
+def test_model_with_only_input_checks_is_known(spark, gate_config, warehouse, tracking_uri):
+    # An evaluation whose input checks failed writes only rows without k, which the gate skips.
+    config = gate_named(gate_config, "input_checks_gate")
+    check = metric_row("all", "input.invalid_scores", None, None, status="failed")
+    write_metrics(spark, warehouse, "checks-only-x", [check])
+    outcome = gate(spark, config, warehouse, "checks-only-x", tracking_uri, register=False)
     assert outcome.decision == rules.BLOCK
     assert outcome.exit_code == EXIT_FAILED
     assert outcome.reason_codes == (
@@ -405,18 +447,20 @@ def test_candidate_without_any_result_blocks(spark, gate_config, candidates, tra
 
 
 def test_missing_tables_block(spark, gate_config, warehouse, tracking_uri):
+    # Only the probe table exists and names the candidate, so it is a known model.
     config = gate_named(gate_config, "missing_tables_gate")
     tables = replace(
         config.tables, model_metrics_table="absent_metrics", behavioral_table="absent_behavioral",
-        probes_table="absent_probes", runs_table="absent_runs",
+        runs_table="absent_runs",
     )
+    write_probe(spark, warehouse, "absent-x")
     outcome = gate(spark, replace(config, tables=tables), warehouse, "absent-x", tracking_uri, register=False)
     assert outcome.decision == rules.BLOCK
+    assert outcome.exit_code == EXIT_FAILED
     assert outcome.reason_codes == (
         rules.MISSING_METRIC,
         rules.MISSING_SLICE,
         rules.MISSING_BEHAVIORAL_RESULT,
-        rules.MISSING_PROBE_RESULT,
         rules.MISSING_VALIDATION_TABLE,
     )
     assert outcome.data_validation == ()
@@ -644,6 +688,98 @@ def test_damaged_probe_table_exits_3(spark, candidates, tracking_uri, tmp_path, 
         assert "no Delta log (_delta_log)" in error[0]
     row = list(decisions(spark, candidates, f"damaged_{damage}_gate").values())[0]
     assert row["decision"] == rules.ERROR
+
+
+def damaged_copy(warehouse: str, table: str, damage: str) -> str:
+    """Copy a table under a new name and damage the latest commit file of the copy's log.
+
+    ``empty`` empties it. ``cut`` keeps only its first line, as a copy cut at a line break
+    would, and removes Hadoop's checksum files, which would otherwise reject the change. The
+    copy's checkpoints are removed, because a read does not replay the commit file of a
+    checkpointed version.
+    """
+    copy = f"{table}_{damage}_copy"
+    shutil.copytree(Path(warehouse) / table, Path(warehouse) / copy)
+    log = Path(warehouse) / copy / "_delta_log"
+    for checkpoint in [*log.glob("*.checkpoint*"), *log.glob("_last_checkpoint")]:
+        checkpoint.unlink()
+    latest = max(log.glob("[0-9]*.json"))
+    assert latest.name != "00000000000000000000.json", "the table needs two commits"
+    lines = latest.read_text(encoding="utf-8").splitlines(keepends=True)
+    latest.write_text("" if damage == "empty" else lines[0], encoding="utf-8")
+    for checksum in log.glob(".*.crc"):
+        checksum.unlink()
+    return copy
+
+
+@pytest.mark.parametrize(
+    ("table_key", "table", "description", "damage", "expected"),
+    [
+        ("probes_table", "serving_probes", "serving probes", "empty", "is empty"),
+        ("probes_table", "serving_probes", "serving probes", "cut", "a commit file is truncated"),
+        ("model_metrics_table", "model_metrics", "model metrics", "cut", "a commit file is truncated"),
+        ("behavioral_table", "behavioral_results", "behavioral results", "empty", "is empty"),
+        ("runs_table", "runs", "data-validation runs", "empty", "is empty"),
+        ("decisions_table", "gate_decisions", "gate decisions", "cut", "a commit file is truncated"),
+    ],
+)
+def test_damaged_log_exits_3(
+    spark, gate_config, candidates, tracking_uri, table_key, table, description, damage, expected
+):
+    config = gate_named(gate_config, f"log_{table}_{damage}_gate")
+    if table == "gate_decisions":
+        gate(spark, gate_named(gate_config, "log_seed_gate"), candidates, "good-030", tracking_uri,
+             register=False)
+        gate(spark, gate_named(gate_config, "log_seed_gate"), candidates, "good-028", tracking_uri,
+             register=False)
+    copy = damaged_copy(candidates, table, damage)
+    config = replace(config, tables=replace(config.tables, **{table_key: copy}))
+
+    with pytest.raises(ComputationError) as caught:
+        gate(spark, config, candidates, "good-030", tracking_uri, register=False)
+
+    message = str(caught.value)
+    assert message.startswith(f"cannot read the {description} table {candidates}/{copy}: the Delta log")
+    assert expected in message
+    assert "restore" in message
+    assert "\n" not in message
+
+
+def test_console_gate_prints_no_java_traces(candidates, tracking_uri, tmp_path):
+    # A fresh process, because the JVM's logging is set when build_session starts it. The
+    # metrics are the first input the gate reads; without data files its Spark task fails.
+    copy = "model_metrics_no_data"
+    shutil.copytree(Path(candidates) / "model_metrics", Path(candidates) / copy)
+    for data_file in (Path(candidates) / copy).rglob("*.parquet"):
+        data_file.unlink()
+    config_path = Path(gate_file(tmp_path, "trace_gate"))
+    config_path.write_text(
+        config_path.read_text(encoding="utf-8").replace(
+            "tables:\n", f"tables:\n  model_metrics_table: {copy}\n"
+        ),
+        encoding="utf-8",
+    )
+    environment = {key: value for key, value in os.environ.items()
+                   if key not in ("STREAMREC_LOG4J2_CONF", "PYSPARK_GATEWAY_PORT", "PYSPARK_SUBMIT_ARGS")}
+    environment["SPARK_LOCAL_IP"] = "127.0.0.1"
+
+    completed = subprocess.run(
+        [sys.executable, "-m", "streamrec_spark.cli", "gate", "--model-id", "good-030",
+         "--no-register", "--warehouse", candidates, "--config", str(config_path),
+         "--tracking-uri", tracking_uri, "--master", "local[1]"],
+        capture_output=True, text=True, timeout=300, check=False, env=environment, cwd=tmp_path,
+    )
+
+    lines = completed.stderr.splitlines()
+    assert completed.returncode == EXIT_INFRASTRUCTURE
+    assert [line for line in lines if line.lstrip().startswith("at ")] == []
+    assert any("ERROR Executor: Exception in task" in line for line in lines)
+    assert any(
+        line.startswith(f"streamrec-spark: cannot read the model metrics table {candidates}/{copy}: ")
+        for line in lines
+    )
+    # Spark's own lines (one per event) and the command's INFO lines; 69 with stack traces.
+    assert len(lines) < 25
 
 
 # --- data validation and MLflow availability -------------------------------------------------

@@ -242,6 +242,62 @@ def test_registered_version_loads_as_pyfunc(warehouse, model_dir, registry_uris)
     assert alias.predict(requests.iloc[[1]], params={"k": 1})["item_id"].tolist() == [30]
 
 
+NOW = 1714521600.0
+VALID_EVENT = {"item_id": 30, "event_type": "complete", "timestamp": NOW - 3600.0}
+
+
+@pytest.mark.parametrize(
+    ("second_request", "message"),
+    [
+        ({"user_id": 8, "now": math.nan, "history": []},
+         r"request 1: 'now' is nan; set it to the request time in epoch seconds"),
+        ({"user_id": 8, "now": None, "history": []},
+         r"request 1: 'now' is (None|nan); set it to the request time in epoch seconds"),
+        ({"user_id": 8, "now": NOW, "history": [VALID_EVENT, {**VALID_EVENT, "event_type": "bookmark"}]},
+         r"request 1: 'history\[1\]': unknown 'event_type' 'bookmark'; use one of view, click, "
+         r"complete, skip"),
+        ({"user_id": 8, "now": NOW, "history": [{**VALID_EVENT, "timestamp": NOW + 60.0}]},
+         r"request 1: 'history\[0\]': 'timestamp' 1714521660.0 is after 'now' 1714521600.0; "
+         r"send only events up to the request time"),
+    ],
+    ids=["nan_now", "missing_now", "unknown_event_type", "event_after_now"],
+)
+def test_pyfunc_rejects_invalid_request(pyfunc_model, second_request, message):
+    from mlflow.exceptions import MlflowException
+
+    valid = {"user_id": 7, "now": NOW, "history": [VALID_EVENT]}
+    with pytest.raises(MlflowException, match=message) as caught:
+        pyfunc_model.predict(pd.DataFrame([valid, second_request]), params={"k": 2})
+    assert caught.value.error_code == "INVALID_PARAMETER_VALUE"
+
+
+def test_pyfunc_accepts_empty_history(pyfunc_model):
+    requests = pd.DataFrame([{"user_id": 9, "now": NOW, "history": []}])
+    assert pyfunc_model.predict(requests, params={"k": 2})["item_id"].tolist() == [30, 20]
+
+
+@pytest.fixture(scope="module")
+def pyfunc_model(warehouse, saved_model_dir):
+    """Register the small model once and load it back through the models:/ URI."""
+    import mlflow
+    import mlflow.pyfunc
+
+    uri = default_tracking_uri(str(warehouse))
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        record = gate_record("PASS", "popularity-input", "gate-run-input")
+        result = record_decision(
+            tracking("streamrec_pyfunc_input"), str(warehouse), record, saved_model_dir, True
+        )
+        assert result.error is None
+        model = mlflow.pyfunc.load_model(f"models:/streamrec_pyfunc_input/{result.registered_version}")
+    finally:
+        mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)
+    return model
+
+
 def test_unloadable_model_folder_not_registered(warehouse, client, tmp_path):
     folder = tmp_path / "not-a-model"
     folder.mkdir()

@@ -22,7 +22,10 @@ ROOT = Path(__file__).resolve().parents[2]
 DAGS = ROOT / "dags"
 DAG_ID = "streamrec_daily"
 FEED_TASKS = {"validate_click_stream", "validate_item_metadata", "validate_user_profiles"}
-CHAIN = ["compute_features", "train_model", "evaluate_model", "run_behavioral", "probe_model", "apply_gate"]
+CHAIN = [
+    "compute_features", "train_model", "evaluate_model", "evaluate_champion", "run_behavioral",
+    "probe_model", "apply_gate",
+]
 JOB_FILES = {
     "validate_click_stream": "jobs/validate_partition.py",
     "validate_item_metadata": "jobs/validate_partition.py",
@@ -30,6 +33,7 @@ JOB_FILES = {
     "compute_features": "jobs/compute_features.py",
     "train_model": "jobs/train_model.py",
     "evaluate_model": "jobs/evaluate_model.py",
+    "evaluate_champion": "jobs/evaluate_champion.py",
     "run_behavioral": "jobs/run_behavioral.py",
     "probe_model": "jobs/probe_model.py",
     "apply_gate": "jobs/apply_gate.py",

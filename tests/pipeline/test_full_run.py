@@ -1,10 +1,11 @@
-"""All nine stages, run in this process on a small generated click stream, up to the gate.
+"""Every stage, run in this process on a small generated click stream, up to the gate.
 
 The runner's own stop and continue rules decide what runs. Each stage runs its real job file
 with the arguments the runner builds, in this process and on the shared SparkSession, so no
 spark-submit starts (the spark-submit options are not used). The model is the popularity
 baseline, whose scores ignore a user's history: the directional behavioral tests fail, the
-run goes on to the gate, and the gate blocks the model and records why.
+run goes on to the gate, and the gate blocks the model and records why. No model has passed
+the gate yet, so ``evaluate_champion`` has nothing to evaluate.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def write_pipeline(folder: Path, events: str, items: str, registry: Path) -> Pat
     return config
 
 
-def test_nine_stages_reach_gate(spark, tmp_path, monkeypatch):
+def test_every_stage_reaches_gate(spark, tmp_path, monkeypatch):
     monkeypatch.delenv("STREAMREC_ALERT_WEBHOOK_URL", raising=False)
     events, items = write_scenario(generate_scenario(spark, SCENARIO), tmp_path / "scenario")
     registry = write_registry(tmp_path / "conf", CLICK_STREAM_OVERRIDES, FEATURES_OVERRIDES)
@@ -110,7 +111,7 @@ def test_nine_stages_reach_gate(spark, tmp_path, monkeypatch):
     assert codes["validate_click_stream"] == 0
     assert codes["validate_item_metadata"] == 3
     assert codes["validate_user_profiles"] == 3
-    for stage in ("compute_features", "train_model", "evaluate_model", "probe_model"):
+    for stage in ("compute_features", "train_model", "evaluate_model", "evaluate_champion", "probe_model"):
         assert codes[stage] == 0, stage
     assert codes["run_behavioral"] == 1
     assert codes["apply_gate"] == 1
@@ -124,3 +125,9 @@ def test_nine_stages_reach_gate(spark, tmp_path, monkeypatch):
     assert decisions[0]["decision"] == "BLOCK"
     assert decisions[0]["registered"] is False
     assert "BEHAVIORAL_TEST_FAILED" in decisions[0]["reason_codes"]
+    assert decisions[0]["no_baseline"] is True
+    # Without a champion the stage writes no rows; only the candidate was evaluated.
+    metrics = spark.read.format("delta").load(table_path(config.warehouse, "model_metrics"))
+    assert {row["model_id"] for row in metrics.select("model_id").distinct().collect()} == {
+        f"popularity-{PARTITION_DATE}"
+    }

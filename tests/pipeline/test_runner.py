@@ -60,6 +60,7 @@ STAGE_NAMES = [
     "compute_features",
     "train_model",
     "evaluate_model",
+    "evaluate_champion",
     "run_behavioral",
     "probe_model",
     "apply_gate",
@@ -72,6 +73,7 @@ LAUNCHER_NAMES = {
     "compute_features": "compute_features",
     "train_model": "train_model",
     "evaluate_model": "evaluate_model",
+    "evaluate_champion": "evaluate_champion",
     "run_behavioral": "run_behavioral",
     "probe_model": "probe_model",
     "apply_gate": "apply_gate",
@@ -158,6 +160,7 @@ def test_stage_commands_use_holdout_dates(tmp_path):
 
     train = stage_named("train_model").arguments(config, request)
     evaluate = stage_named("evaluate_model").arguments(config, request)
+    champion = stage_named("evaluate_champion").arguments(config, request)
     gate = stage_named("apply_gate").command(config, request)
 
     # 7 holdout days end with 2024-05-01, so they start on 2024-04-25, where training ends.
@@ -165,6 +168,14 @@ def test_stage_commands_use_holdout_dates(tmp_path):
     assert train[train.index("--training-days") + 1] == "30"
     assert evaluate[evaluate.index("--holdout-start") + 1] == "2024-04-25"
     assert evaluate[evaluate.index("--holdout-days") + 1] == "7"
+    # The champion is evaluated on the candidate's window, under a run id of its own.
+    assert champion[champion.index("--holdout-start") + 1] == "2024-04-25"
+    assert champion[champion.index("--holdout-days") + 1] == "7"
+    assert champion[champion.index("--candidate-model-id") + 1] == "popularity-2024-05-01"
+    assert champion[champion.index("--run-id") + 1] == "daily-2024-05-01-champion"
+    assert evaluate[evaluate.index("--run-id") + 1] == "daily-2024-05-01"
+    assert champion[champion.index("--config") + 1] == gate[gate.index("--config") + 1]
+    assert champion[champion.index("--database") + 1] == gate[gate.index("--database") + 1]
     assert train[train.index("--output") + 1] == f"{tmp_path}/models/popularity/2024-05-01"
     # Training reads the validation runs, so it trains on accepted click-stream days only.
     assert train[train.index("--warehouse") + 1] == f"{tmp_path}/warehouse"
@@ -236,6 +247,8 @@ def test_as_of_reaches_validation_and_features_only(tmp_path):
         ("validate_item_metadata", 3, None, False),
         ("train_model", 3, None, False),
         ("evaluate_model", 1, None, False),
+        ("evaluate_champion", 1, None, False),
+        ("evaluate_champion", 3, None, False),
         ("run_behavioral", 1, None, True),
         ("run_behavioral", 3, None, False),
         ("apply_gate", 1, None, False),
@@ -253,7 +266,7 @@ def test_feed_tiers_from_registry():
 def test_select_stages_range():
     selected = select_stages(STAGES, "train_model", "probe_model")
 
-    assert [stage.name for stage in selected] == STAGE_NAMES[4:8]
+    assert [stage.name for stage in selected] == STAGE_NAMES[4:9]
 
 
 @pytest.mark.parametrize(("first", "last"), [("train", None), (None, "gate"), ("apply_gate", "train_model")])
@@ -401,7 +414,7 @@ def test_failed_behavioral_test_goes_to_gate(launcher, monkeypatch):
     assert run.exit_code == 1
     assert run.stopped_at == "apply_gate"
     assert launched(log)[-3:] == ["run_behavioral", "probe_model", "apply_gate"]
-    assert run.stages[6].action == ACTION_CONTINUE_TO_GATE
+    assert run.stages[STAGE_NAMES.index("run_behavioral")].action == ACTION_CONTINUE_TO_GATE
 
 
 def test_failed_behavioral_test_without_gate_exits_1(launcher, monkeypatch):
@@ -426,7 +439,10 @@ def test_unknown_tier_counts_as_critical(launcher, monkeypatch):
     assert run.stopped_at == "validate_item_metadata"
 
 
-@pytest.mark.parametrize(("stage", "code"), [("evaluate_model", 1), ("train_model", 3), ("apply_gate", 1)])
+@pytest.mark.parametrize(
+    ("stage", "code"),
+    [("evaluate_model", 1), ("train_model", 3), ("evaluate_champion", 3), ("apply_gate", 1)],
+)
 def test_runner_exits_with_failing_stage_code(launcher, monkeypatch, stage, code):
     config, log = launcher
     set_exit_codes(monkeypatch, {stage: code})
@@ -508,6 +524,19 @@ def test_cli_invalid_as_of_is_exit_2(tmp_path, capsys):
 
     assert exited.value.code == 2
     assert "invalid --as-of 'yesterday'" in capsys.readouterr().err
+
+
+def test_cli_unknown_log_level_is_exit_2(tmp_path, capsys):
+    path = write_config(tmp_path)
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--log-level", "LOUD", "run", "--config", str(path), "--date", "2024-05-01"])
+
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert "invalid level 'LOUD'" in error
+    assert "DEBUG, INFO, WARNING, ERROR, CRITICAL" in error
+    assert len(error.strip().splitlines()) == 1
 
 
 def test_cli_invalid_config_is_exit_2(tmp_path, capsys):
