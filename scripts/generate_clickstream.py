@@ -196,9 +196,9 @@ def _default_users(rows: int, events_per_user: float, contract_path: str) -> int
         )
     elif users != round(rows / events_per_user):
         logger.info(
-            "generating %s users (%.2f events per user) instead of the profile's %.1f events per "
-            "user, so the day fits the distinct-user bounds of %s; pass --events-per-user %.1f "
-            "to keep the profile's rate",
+            "aiming at about %s distinct users (%.2f events per user; the sampled count varies "
+            "slightly) instead of the profile's %.1f events per user, so the day fits the "
+            "distinct-user bounds of %s; pass --events-per-user %.1f to keep the profile's rate",
             f"{users:,}", rows / users, events_per_user, contract_path, events_per_user,
         )
     return users

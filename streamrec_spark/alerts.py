@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import os
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -360,12 +361,34 @@ def _retry_after(error: urllib.error.HTTPError) -> float | None:
 
 
 def _post(opener: urllib.request.OpenerDirector, url: str, body: bytes, timeout: float) -> int:
+    """Post ``body`` and return the status, giving up after ``timeout`` seconds in all.
+
+    The socket timeout bounds each read only, so a server that sends a byte every few seconds
+    would hold a plain request open indefinitely. The request therefore runs in a thread, and an
+    attempt that outlives ``timeout`` raises TimeoutError here. The thread is a daemon, so it
+    cannot keep the process alive, and it ends when its request ends.
+    """
     request = urllib.request.Request(
         url, data=body, method="POST", headers={"Content-Type": "application/json; charset=utf-8"}
     )
-    with opener.open(request, timeout=timeout) as response:
-        response.read(_RESPONSE_READ_LIMIT)
-        return int(response.status)
+    outcome: dict[str, Any] = {}
+
+    def attempt() -> None:
+        try:
+            with opener.open(request, timeout=timeout) as response:
+                response.read(_RESPONSE_READ_LIMIT)
+                outcome["status"] = int(response.status)
+        except BaseException as exc:  # handed to the caller's thread below
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=attempt, name="alert-post", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise TimeoutError(f"timed out: no complete response within {timeout:g} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["status"]
 
 
 def send_alert(config: AlertConfig, message: AlertMessage | Mapping[str, Any]) -> AlertResult:

@@ -159,7 +159,7 @@ def command_validate(args: argparse.Namespace) -> int:
         as_of=as_of, warehouse=args.warehouse, database=args.database,
         reference_date=args.reference_date, input_format=args.input_format,
     )
-    contract = load_registry(args.registry).contract(args.dataset)
+    contract = load_registry(args.registry, only=args.dataset).contract(args.dataset)
     spark = _session(args, f"streamrec-validate-{args.dataset}-{args.partition_date}")
     run = validate_partition(spark, contract, request)
     print(format_report(run))
@@ -171,11 +171,11 @@ def command_demo(args: argparse.Namespace) -> int:
 
     spark = _session(args, "streamrec-demo")
     workdir = Path(args.workdir).resolve()
-    runs = run_kuairand_demo(spark, workdir, database=args.database)
-    print(f"\nValidated {len(runs)} days of the KuaiRand sample (real data, CC BY-SA 4.0; "
-          "platform is synthetic, session_id derived).\n")
-    for run in runs:
-        print(format_day(run))
+    print("Validating each day of the KuaiRand sample (real data, CC BY-SA 4.0; platform is "
+          "synthetic, session_id derived), each against the days before it:\n", flush=True)
+    runs = run_kuairand_demo(spark, workdir, database=args.database,
+                             on_day=lambda run: print(format_day(run), flush=True))
+    print(f"\nValidated {len(runs)} days.")
     print(f"\nResults are in Delta tables under {workdir / 'warehouse'}, for example:")
     query = (f"SELECT partition_date, status, row_count, blocking_failures FROM {args.database}.runs "
              "ORDER BY partition_date")

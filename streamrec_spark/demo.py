@@ -8,6 +8,7 @@ were accepted. Everything is recorded in Delta tables under the demo's work fold
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -32,9 +33,18 @@ def demo_as_of(partition_date: date) -> datetime:
     return datetime.combine(partition_date + timedelta(days=1), time(1, 0), SAMPLE_ZONE)
 
 
-def run_kuairand_demo(spark: SparkSession, workdir: Path, database: str = "streamrec_demo") -> list[ValidationRun]:
+def run_kuairand_demo(
+    spark: SparkSession,
+    workdir: Path,
+    database: str = "streamrec_demo",
+    on_day: Callable[[ValidationRun], None] | None = None,
+) -> list[ValidationRun]:
     """Convert the sample into ``workdir/click_stream`` and validate every day into
-    ``workdir/warehouse``; return the runs in date order."""
+    ``workdir/warehouse``; return the runs in date order.
+
+    ``on_day`` receives each day's run as soon as it is validated, so a caller can report
+    progress before the last day is done.
+    """
     contract = load_registry(DEMO_REGISTRY).contract(DATASET)
     input_root = workdir / "click_stream"
     warehouse = workdir / "warehouse"
@@ -49,7 +59,10 @@ def run_kuairand_demo(spark: SparkSession, workdir: Path, database: str = "strea
             warehouse=str(warehouse),
             database=database,
         )
-        runs.append(validate_partition(spark, contract, request))
+        run = validate_partition(spark, contract, request)
+        runs.append(run)
+        if on_day is not None:
+            on_day(run)
     return runs
 
 

@@ -202,6 +202,9 @@ def build_session(
         # Python workers run on this machine, and the first python3 on PATH may lack numpy or
         # this package: use the driver's interpreter unless the caller chose one.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        # A local driver serves only this machine, so it and its web UI listen on the loopback
+        # interface, not on every address. Takes effect when this call starts the JVM.
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         # Local mode has a few cores: Spark's defaults (200 shuffle partitions, 50 partitions
         # for Delta's log replay) mostly schedule empty tasks. Values given in ``conf`` win.
         conf = {

@@ -43,13 +43,15 @@ from streamrec_spark.validation.results import ExpectationResult
 SECRET_PATH = "/services/T0TEST/B0TEST/s3cr3t-t0ken"
 URL_ENV = "STREAMREC_TEST_ALERT_WEBHOOK_URL"
 HANG_SECONDS = 1.5
+DRIP_SECONDS = 0.2
 
 
 class WebhookServer:
     """A loopback webhook that responds to each POST with the next scripted action.
 
-    An action is an HTTP status, ``"hang"`` (200 only after HANG_SECONDS) or ``"redirect"``
-    (302 to another path). After the script runs out, every POST gets 200.
+    An action is an HTTP status, ``"hang"`` (200 only after HANG_SECONDS), ``"drip"`` (a 200
+    response sent one byte every DRIP_SECONDS) or ``"redirect"`` (302 to another path). After
+    the script runs out, every POST gets 200.
     """
 
     def __init__(self, script=()):
@@ -70,6 +72,15 @@ class WebhookServer:
                 if action == "hang":
                     time.sleep(HANG_SECONDS)
                     action = 200
+                if action == "drip":
+                    try:
+                        for byte in b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok":
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                            time.sleep(DRIP_SECONDS)
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass  # the client gave up
+                    return
                 try:
                     if action == "redirect":
                         self.send_response(302)
@@ -320,6 +331,20 @@ def test_hanging_server_times_out(no_env_url, caplog):
     assert "timed out" in result.error
     assert elapsed < HANG_SECONDS * 2
     assert SECRET_PATH not in caplog.text
+
+
+def test_slow_drip_server_times_out(no_env_url):
+    # Each byte arrives within the socket timeout, so only a deadline per attempt ends it.
+    with WebhookServer(["drip", "drip"]) as server:
+        started = time.monotonic()
+        result = send_alert(config(server.url, timeout_seconds=0.5, max_attempts=2), gate_message())
+        elapsed = time.monotonic() - started
+
+    assert not result.sent
+    assert result.attempts == 2
+    assert result.reason == RETRIES_EXHAUSTED
+    assert "no complete response within 0.5 s" in result.error
+    assert elapsed < 3
 
 
 def test_connection_refused_is_retried(no_env_url, caplog):

@@ -13,7 +13,7 @@ import pytest
 
 from streamrec_spark.contracts.loader import load_contract
 from streamrec_spark.contracts.registry import load_registry
-from streamrec_spark.errors import ConfigError
+from streamrec_spark.errors import ConfigError, InvalidRequestError
 
 REPO = Path(__file__).resolve().parent.parent
 REGISTRY = REPO / "conf" / "registry.yaml"
@@ -261,3 +261,16 @@ def test_column_origin_must_be_known(tmp_path):
     with pytest.raises(ConfigError, match=r"'origin' in column 'snapshot_date' must be one of "
                                           r"source, derived, synthetic, found 'guessed'"):
         load_contract(path)
+
+
+def test_only_loads_the_named_dataset(tmp_path):
+    registry_path = _copy_registry(tmp_path)
+    _edit(tmp_path / "contracts" / "item_metadata.yaml", "max_lag_days: 14", "max_lag_day: 14")
+
+    registry = load_registry(registry_path, only="click_stream")
+
+    assert registry.contract("click_stream").name == "click_stream"
+    with pytest.raises(ConfigError):
+        load_registry(registry_path, only="item_metadata")
+    with pytest.raises(InvalidRequestError, match="lists: click_stream, engagement_features, item_metadata, user_profiles"):
+        registry.contract("clicks")

@@ -64,3 +64,11 @@ def test_environment_names_another_file(tmp_path):
 def test_running_jvm_is_left_alone():
     # Under spark-submit the JVM has started with scripts/spark-submit.sh's options already.
     assert driver_log_settings({}, jvm_running=True, environ={}) == {}
+
+
+def test_local_driver_listens_on_loopback(spark):
+    # The shared test session is a local one that build_session started.
+    address = spark.sparkContext._jsc.sc().env().rpcEnv().address().host()
+
+    assert spark._jvm.System.getenv("SPARK_LOCAL_IP") == "127.0.0.1"
+    assert address in ("127.0.0.1", "localhost")

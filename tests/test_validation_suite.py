@@ -181,6 +181,17 @@ def test_duplicate_and_null_keys(spark, contract):
     assert results["schema_primary_key_unique"].reason_code == Reason.NULL_KEY
     assert results["schema_primary_key_unique"].null_count == 1
 
+    # Blank keys in the required event_id are missing keys, not one key value repeated.
+    rows = clean_rows()
+    rows[3] = event(3, event_id="")
+    rows[4] = event(4, event_id="  ")
+    rows[5] = event(5, event_id="")
+    results, _ = run(frame(spark, rows), contract)
+    blank = results["schema_primary_key_unique"]
+    assert blank.reason_code == Reason.NULL_KEY
+    assert blank.null_count == 3
+    assert blank.details["duplicate_keys"] == 0
+
 
 def test_volume_bounds(spark, contract):
     results, _ = run(frame(spark, clean_rows(2)), contract)

@@ -447,7 +447,7 @@ def test_distinct_count_bounds(distinct, status, reason):
         (0, 0, 0, PASSED, Reason.OK, 0),
         (3, 0, 0, FAILED, Reason.NULL_KEY, 3),
         (0, 2, 5, FAILED, Reason.DUPLICATE_KEY, 5),
-        (1, 2, 5, FAILED, Reason.NULL_KEY, 6),
+        (1, 2, 5, FAILED, Reason.DUPLICATE_KEY, 6),
         (0, None, None, ERRORED, Reason.METRIC_MISSING, None),
     ],
 )
@@ -813,6 +813,17 @@ def test_psi_one_reference_partition_singular():
     assert failed.message.endswith("against 1 reference partition"), failed.message
 
 
+def test_primary_key_message_names_duplicates_and_missing_keys():
+    metrics = _clean_metrics()
+    metrics.update(pk_null=4, pk_duplicate_keys=2, pk_duplicate_rows=5)
+
+    result = _judge("schema_primary_key_unique", _context(metrics))
+
+    assert result.reason_code == Reason.DUPLICATE_KEY
+    assert "2 key values of (event_id) occur more than once, 5 surplus rows" in result.message
+    assert "4 rows have a missing key" in result.message
+
+
 def test_single_row_messages_singular():
     metrics = _clean_metrics(rows=1)
     metrics.update(pk_null=1)
@@ -822,7 +833,7 @@ def test_single_row_messages_singular():
     metrics.update(pk_duplicate_keys=1, pk_duplicate_rows=1)
     duplicate = _judge("schema_primary_key_unique", _context(metrics))
 
-    assert key.message.startswith("1 row has a null in the key"), key.message
+    assert key.message.startswith("1 row has a missing key"), key.message
     assert passing.message.startswith("1 of 1 (100%) row passes;"), passing.message
     assert "1 key value of (event_id) occurs more than once, 1 surplus row;" in duplicate.message
 

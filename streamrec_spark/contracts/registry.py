@@ -14,10 +14,12 @@ from streamrec_spark.errors import ConfigError, InvalidRequestError
 
 @dataclass(frozen=True)
 class Registry:
-    """Every contract of the registry file, by dataset name, in the order the file lists them."""
+    """The loaded contracts of the registry file, by dataset name, in the order the file lists
+    them, and the names of every dataset it lists."""
 
     path: str
     contracts: dict[str, Contract]
+    datasets: tuple[str, ...] = ()
 
     def contract(self, dataset: str) -> Contract:
         try:
@@ -25,16 +27,17 @@ class Registry:
         except KeyError:
             raise InvalidRequestError(
                 f"unknown dataset '{dataset}'; the registry {self.path} lists: "
-                f"{', '.join(sorted(self.contracts))}"
+                f"{', '.join(sorted(self.datasets or self.contracts))}"
             ) from None
 
 
-def load_registry(path: str | Path) -> Registry:
+def load_registry(path: str | Path, only: str | None = None) -> Registry:
     """Load the registry and every contract it lists, reporting all problems at once.
 
     Each contract must parse, carry the same name as its registry entry, and declare
     ``expected_expectation_count``, which must match the expectations it lists. Raises
-    ConfigError with every problem, each with file and line.
+    ConfigError with every problem, each with file and line. With ``only``, the contract of
+    that one dataset is loaded, so a broken contract of another feed does not stop it.
     """
     path = Path(path)
     document = load_yaml(path)
@@ -47,6 +50,8 @@ def load_registry(path: str | Path) -> Registry:
     entries: SourceMap = document["contracts"]
     contracts: dict[str, Contract] = {}
     for dataset, relative in entries.items():
+        if only is not None and dataset != only:
+            continue
         if not isinstance(relative, str):
             problems.add(entries.where(dataset), f"contract path for '{dataset}' must be a string")
             continue
@@ -88,4 +93,4 @@ def load_registry(path: str | Path) -> Registry:
             continue
         contracts[dataset] = contract
     problems.raise_if_any()
-    return Registry(str(path), contracts)
+    return Registry(str(path), contracts, tuple(entries))

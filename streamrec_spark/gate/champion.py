@@ -127,6 +127,13 @@ def evaluate_champion(
         )
         logger.warning("%s", message)
         return ChampionEvaluation(champion, name, None, skipped=message)
+    if champion.metrics_run_id == request.run_id:
+        # Writing under that id would replace the rows the champion was approved on, which
+        # the gate falls back to when no run on the candidate's window exists.
+        raise InvalidRequestError(
+            f"--run-id {request.run_id} is the run champion {champion.model_id} was approved on; "
+            "pass a run id of its own (the daily pipeline uses daily-<date>-champion)"
+        )
     if champion.registered_version is None:
         raise InputDataError(
             f"champion {champion.model_id} of gate {gate.name} (decision {champion.decision_id}) "

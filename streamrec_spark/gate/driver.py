@@ -352,7 +352,7 @@ def apply_gate(spark: SparkSession, request: GateRequest) -> GateOutcome:
         champion_metrics = read_metrics[champion.model_id] if champion is not None else None
         if champion_metrics is not None:
             logger.info(
-                "champion %s: metrics of run %s (holdout %s to %s)%s", champion.model_id,
+                "champion %s: metrics of run %s (holdout %s to %s, end excluded)%s", champion.model_id,
                 champion_metrics.run_id, champion_metrics.holdout_start, champion_metrics.holdout_end,
                 "" if champion_metrics.run_id == champion.metrics_run_id
                 else ", the candidate's holdout window, instead of the run it was approved on",
@@ -518,7 +518,8 @@ def _holdout_lines(outcome: GateOutcome) -> list[str]:
     inputs = (outcome.record or {}).get("inputs") or {}
 
     def window(value: list[str | None] | None) -> str:
-        return f"holdout {value[0]} to {value[1]}" if value else "no recorded holdout"
+        # The stored end is exclusive: a 7-day window starting on the 11th ends on the 18th.
+        return f"holdout {value[0]} to {value[1]} (end excluded)" if value else "no recorded holdout"
 
     lines = [f"  candidate metrics: run {inputs.get('metrics_run_id')}, {window(inputs.get('holdout'))}"]
     if outcome.champion_model_id:

@@ -78,6 +78,10 @@ class PipelineRun:
         return any(run.stage == stage_name and run.exit_code is not None for run in self.stages)
 
 
+# Stages that read the gate's YAML file.
+GATE_CONFIG_STAGES = ("evaluate_champion", GATE_STAGE)
+
+
 def feed_tiers(registry_path: str, stages: Sequence[Stage] = STAGES) -> dict[str, str]:
     """Return each validated feed's contract tier (``critical`` or ``standard``) from the registry.
 
@@ -329,6 +333,12 @@ def _instant(text: str) -> str:
 def _command_run(args: argparse.Namespace, config: PipelineConfig) -> int:
     stages = select_stages(STAGES, args.from_stage, args.to_stage)
     tiers = feed_tiers(config.registry, stages)
+    if any(stage.name in GATE_CONFIG_STAGES for stage in stages):
+        from streamrec_spark.gate.config import load_gate_config
+
+        # Checked before the first stage, so a broken gate file does not surface only after
+        # validation, features, training and evaluation have run.
+        load_gate_config(config.gate_config)
     request = PipelineRequest(args.partition_date or yesterday_utc(), args.as_of)
     run = run_pipeline(config, request, tiers, stages, dry_run=args.dry_run)
     print(format_run(run))

@@ -113,6 +113,20 @@ def value_conditions(expectation: Expectation, spec: ColumnSpec) -> tuple[Column
     return valid, valid & ~value.rlike(f"^(?:{expectation.pattern})$")
 
 
+def key_missing_condition(contract: Contract, report: SchemaReport) -> Column:
+    """Return the row condition of a missing primary key.
+
+    A key is missing when any of its columns is null, NaN, or blank in a required string
+    column, as completeness counts them. Missing keys are counted apart, not as key values.
+    """
+    condition = None
+    for name in contract.primary_key:
+        spec = report.columns[name].spec
+        term = _missing_condition(col(name), spec.type, not spec.nullable)
+        condition = term if condition is None else condition | term
+    return condition
+
+
 class _Planner:
     def __init__(self, contract: Contract, report: SchemaReport, partition_date: date, as_of: datetime):
         self.contract = contract
@@ -164,14 +178,9 @@ class _Planner:
                 return
             for column_name in key_columns:
                 plan.projection.setdefault(column_name, self.column(column_name).alias(column_name))
-            any_null = None
-            for column_name in key_columns:
-                term = col(column_name).isNull()
-                any_null = term if any_null is None else any_null | term
-            plan.count_where("pk_null", any_null)
-            plan.exact_keys["pk"] = F.when(
-                ~any_null, F.xxhash64(*[col(c) for c in key_columns])
-            )
+            missing = key_missing_condition(self.contract, self.report)
+            plan.count_where("pk_null", missing)
+            plan.exact_keys["pk"] = F.when(~missing, F.xxhash64(*[col(c) for c in key_columns]))
             return
         if name is None or not self.report.usable(name):
             return
@@ -400,15 +409,18 @@ def _is_integral(df: DataFrame, value: Column) -> bool:
     return df.select(value).schema.fields[0].dataType.simpleString() in ("bigint", "int", "smallint", "tinyint")
 
 
-def exact_duplicate_keys(df: DataFrame, key_columns: tuple[str, ...], samples: int = 5) -> dict[str, Any]:
+def exact_duplicate_keys(
+    df: DataFrame, key_columns: tuple[str, ...], missing: Column, samples: int = 5
+) -> dict[str, Any]:
     """Count duplicated primary keys exactly, comparing the key values themselves.
 
     Called only when the hash pass found repeated hashes, which every true duplicate causes.
-    This query separates a hash collision between different keys from a real duplicate.
+    This query separates a hash collision between different keys from a real duplicate. Rows
+    where ``missing`` holds (see ``key_missing_condition``) are left out, as in the hash pass.
     """
     keys = [col(name) for name in key_columns]
     duplicated = (
-        df.where(~functools.reduce(lambda a, b: a | b, [k.isNull() for k in keys]))
+        df.where(~missing)
         .groupBy(*keys)
         .agg(F.count(F.lit(1)).alias("n"))
         .where(F.col("n") > 1)

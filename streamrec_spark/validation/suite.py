@@ -144,7 +144,8 @@ def _run_suite(
                 len(plan.projection), contract.name, partition_date)
     metrics = spark_metrics.compute_metrics(df, plan)
     if metrics.get("pk_duplicate_hashes"):
-        metrics.update(spark_metrics.exact_duplicate_keys(df, contract.primary_key))
+        missing = spark_metrics.key_missing_condition(contract, report)
+        metrics.update(spark_metrics.exact_duplicate_keys(df, contract.primary_key, missing))
     elif "pk_duplicate_hashes" in metrics:
         metrics.update(pk_duplicate_keys=0, pk_duplicate_rows=0, pk_duplicate_samples=[])
     _list_unexpected_values(df, contract, metrics)

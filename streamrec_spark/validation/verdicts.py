@@ -240,17 +240,20 @@ def judge_primary_key(expectation: Expectation, context: JudgeContext) -> Expect
                   details={"duplicate_keys": int(duplicate_keys), "duplicate_rows": int(duplicate_rows),
                            "samples": metrics.get("pk_duplicate_samples", [])})
     key_text = ", ".join(key)
-    if nulls:
-        return _result(expectation, FAILED, Reason.NULL_KEY,
-                       f"{format_count(int(nulls), 'row')} {_agree(int(nulls), 'have')} a null in "
-                       f"the key ({key_text})", **values)
+    problems = []
     if duplicate_keys:
         samples = ", ".join(str(s) for s in metrics.get("pk_duplicate_samples", [])[:3])
-        return _result(expectation, FAILED, Reason.DUPLICATE_KEY,
-                       f"{format_count(int(duplicate_keys), 'key value')} of ({key_text}) "
-                       f"{'occurs' if int(duplicate_keys) == 1 else 'occur'} more than once, "
-                       f"{format_count(int(duplicate_rows), 'surplus row')}; e.g. {samples}",
-                       **values)
+        problems.append(f"{format_count(int(duplicate_keys), 'key value')} of ({key_text}) "
+                        f"{'occurs' if int(duplicate_keys) == 1 else 'occur'} more than once, "
+                        f"{format_count(int(duplicate_rows), 'surplus row')}; e.g. {samples}")
+    if nulls:
+        problems.append(f"{format_count(int(nulls), 'row')} {_agree(int(nulls), 'have')} a missing "
+                        f"key (null, or blank in a required column) in ({key_text})")
+    if problems:
+        # Duplicates name the reason when both occur: they are what the check is about, and
+        # the message and the counts still give the missing keys.
+        reason = Reason.DUPLICATE_KEY if duplicate_keys else Reason.NULL_KEY
+        return _result(expectation, FAILED, reason, "; and ".join(problems), **values)
     return _result(expectation, PASSED, Reason.OK,
                    f"({key_text}) is unique over {format_count(context.rows, 'row')}", **values)
 

@@ -181,6 +181,21 @@ def test_second_date_compares_on_its_holdout(spark, tmp_path, monkeypatch, capsy
     assert record["inputs"]["champion_holdout"] == [day.isoformat() for day in second_window]
     assert record["inputs"]["champion_holdout"] == record["inputs"]["holdout"]
 
+    # The champion's approval run id would replace the rows it was approved on: exit 2.
+    from streamrec_spark.cli import main as cli_main
+
+    # The second candidate was blocked, so the first date's model is still the champion.
+    approved_rows = metric_rows_of(spark, config, first_id, f"daily-{FIRST}")
+    code = cli_main(["evaluate-champion", "--config", config.gate_config,
+                     "--candidate-model-id", f"popularity-{THIRD}", "--run-id", f"daily-{FIRST}",
+                     "--events", config.feed("click_stream").input,
+                     "--holdout-start", holdout_start(config, THIRD).isoformat(),
+                     "--warehouse", config.warehouse, "--database", config.database])
+    assert code == 2
+    assert f"--run-id daily-{FIRST} is the run champion {first_id} was approved on" in (
+        capsys.readouterr().err)
+    assert metric_rows_of(spark, config, first_id, f"daily-{FIRST}") == approved_rows
+
     # The champion's registered artifacts are gone: exit 3 naming the version, the run stops,
     # and no row is written for the third date.
     shutil.rmtree(Path(config.warehouse) / "mlflow" / "artifacts")

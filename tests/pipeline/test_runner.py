@@ -516,6 +516,17 @@ def test_cli_dry_run_starts_nothing(launcher, capsys):
     assert capsys.readouterr().out.count("dry run") == len(STAGE_NAMES)
 
 
+def test_cli_missing_gate_file_is_exit_2_before_stages(launcher, tmp_path, capsys):
+    _, log = launcher
+    path = write_config(tmp_path, gate=f"gate: {{config: {tmp_path / 'no-gate.yaml'}}}")
+
+    code = main(["run", "--config", str(path), "--date", "2024-05-01", "--dry-run"])
+
+    assert code == 2
+    assert launched(log) == []
+    assert "no-gate.yaml" in capsys.readouterr().err
+
+
 def test_cli_invalid_as_of_is_exit_2(tmp_path, capsys):
     path = write_config(tmp_path)
 
