@@ -210,8 +210,10 @@ def _read_metrics(reader: ConfigReader, root: SourceMap) -> tuple[MetricRule, ..
             continue
         label = f"metrics.{name}"
         reader.check_keys(spec, ("floor", "max_regression"), label)
-        floor = reader.number(spec, "floor", label, minimum=0.0)
-        regression = reader.number(spec, "max_regression", label, minimum=0.0)
+        # Every metric of METRIC_NAMES is a share in [0, 1], so a floor above 1 would block
+        # every model.
+        floor = reader.number(spec, "floor", label, minimum=0.0, maximum=1.0)
+        regression = reader.number(spec, "max_regression", label, minimum=0.0, maximum=1.0)
         rules.append(MetricRule(name, parsed[0], parsed[1], floor, regression))
     if not rules:
         reader.problem(
@@ -244,7 +246,7 @@ def _read_slice_floors(reader: ConfigReader, root: SourceMap) -> tuple[SliceFloo
                     "new_users, top_active or platform=<name>",
                 )
                 continue
-            floor = reader.number(slices, slice_name, f"slice_floors.{name}", minimum=0.0)
+            floor = reader.number(slices, slice_name, f"slice_floors.{name}", minimum=0.0, maximum=1.0)
             floors.append(SliceFloor(name, parsed[0], parsed[1], slice_name, floor))
     return tuple(floors)
 

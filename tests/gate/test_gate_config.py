@@ -129,6 +129,7 @@ def test_unknown_key_in_metric_rule(tmp_path):
         ("abc", "must be a finite number"),
         (".nan", "must be a finite number"),
         ("-0.1", "must be at least 0.0"),
+        ("2", "must be at most 1.0"),
         ("true", "must be a finite number"),
     ],
 )
