@@ -7,9 +7,9 @@ a row instead of one conditional count per bin. ``streamrec.spark.KeySetAccumula
 64-bit keys per task, and the driver merges them into exact distinct and repeated counts.
 
 Both accumulators keep one state per input partition, so a retried or speculative task
-replaces its partition's state instead of adding to it. The caller still compares what a tap
-recorded with the aggregation's own count of the tap column, which Spark computes exactly
-once, and counts another way when they differ.
+replaces its partition's state instead of adding to it. ``metrics.compute_metrics`` still
+compares what a tap recorded with the aggregation's own count of the tap column, which Spark
+computes exactly once, and counts another way when they differ.
 
 scripts/setup.sh builds the jar into .cache/jars, and the session builder adds that folder to
 ``spark.jars``. Without the jar, ``taps_available`` is false and the caller uses plain

@@ -516,7 +516,7 @@ def test_cli_dry_run_starts_nothing(launcher, capsys):
     assert capsys.readouterr().out.count("dry run") == len(STAGE_NAMES)
 
 
-def test_cli_missing_gate_file_is_exit_2_before_stages(launcher, tmp_path, capsys):
+def test_missing_gate_file_is_exit_2(launcher, tmp_path, capsys):
     _, log = launcher
     path = write_config(tmp_path, gate=f"gate: {{config: {tmp_path / 'no-gate.yaml'}}}")
 

@@ -67,7 +67,7 @@ public final class LongKeyBuffer implements Externalizable {
     int[] position = new int[runs];
     int[] end = new int[runs];
     int[] repeatedPosition = new int[runs];
-    // heap[0, heapSize) holds run numbers ordered by their next key, smallest first.
+    // heap[0, heapSize) contains run numbers ordered by their next key, smallest first.
     int[] heap = new int[runs];
     int heapSize = 0;
     for (int run = 0; run < runs; run++) {
