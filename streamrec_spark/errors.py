@@ -100,9 +100,12 @@ def root_cause(error: BaseException) -> str:
     from py4j.protocol import Py4JJavaError  # imported here so this module loads without Spark
 
     text = ""
-    if isinstance(error, Py4JJavaError):
+    # PySpark turns some JVM errors into its own exception types (IllegalArgumentException,
+    # AnalysisException); those keep the Java exception as _origin.
+    java_error = error.java_exception if isinstance(error, Py4JJavaError) else getattr(error, "_origin", None)
+    if java_error is not None:
         try:
-            cause = error.java_exception
+            cause = java_error
             while cause.getCause() is not None:
                 cause = cause.getCause()
             text = str(cause.toString())

@@ -20,6 +20,10 @@ def spark(tmp_path_factory):
             "spark.sql.warehouse.dir": str(warehouse),
             "spark.driver.memory": "2g",
             "spark.databricks.delta.snapshotPartitions": "2",
+            # Spark's default instead of build_session's local 128m: task results above 1 MB
+            # then travel through the block manager as on a cluster, where
+            # spark.driver.maxResultSize applies (test_result_size_limit_uses_shuffle).
+            "spark.task.maxDirectResultSize": "1m",
         },
     )
     session.sparkContext.setLogLevel("ERROR")

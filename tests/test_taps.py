@@ -39,7 +39,7 @@ def run_key_tap(spark, df):
 
 
 def test_key_counts_exact_across_partitions(spark):
-    # Repeats span partitions, and the extreme values test the sorted-delta encoding.
+    # Repeats span partitions, and the extreme values fall in the first and the last bucket.
     values = [LONG_MIN, LONG_MIN, -5, 0, 0, 0, 7, 7, LONG_MAX, None, None] + list(range(100, 400))
     tap, tapped = run_key_tap(spark, long_frame(spark, values, partitions=4))
 
@@ -47,8 +47,8 @@ def test_key_counts_exact_across_partitions(spark):
     assert tap.counts() == (305, 3)
 
 
-def test_key_counts_large_partitions_use_bucket_sort(spark):
-    # 20,000 keys a partition are above the size where the sort switches to buckets.
+def test_key_counts_large_partitions(spark):
+    # 20,000 keys a partition: about 80 a bucket, so the hash tables grow and probe.
     df = spark.range(0, 60_000, numPartitions=3).select(((F.col("id") * 7919) % 45_000).alias("key"))
     tap, tapped = run_key_tap(spark, df)
 
@@ -57,7 +57,7 @@ def test_key_counts_large_partitions_use_bucket_sort(spark):
 
 
 def test_key_counts_large_merge_splits_over_cores(spark):
-    # Above 2^20 keys the driver counts each range of the keys' top bits on its own thread.
+    # Above 2^20 keys the driver counts each range of buckets on its own thread.
     df = spark.range(0, 1_200_000, numPartitions=2).select((F.col("id") % 1_000_000).alias("key"))
     tap, tapped = run_key_tap(spark, df)
 
@@ -90,6 +90,58 @@ def test_over_limit_returns_none(spark, monkeypatch):
     tap, _ = run_key_tap(spark, long_frame(spark, list(range(20)), partitions=2))
 
     assert tap.counts() is None
+
+
+def test_keys_over_limit_in_total_are_dropped_as_tasks_finish(spark, monkeypatch):
+    # Each partition's 4 keys fit a buffer of 5, but the 8 together do not: the driver drops
+    # them when the second task's keys arrive, instead of holding them until counts().
+    monkeypatch.setattr(taps, "MAX_KEYS_PER_BUFFER", 5)
+    tap, tapped = run_key_tap(spark, long_frame(spark, list(range(8)), partitions=2))
+
+    assert tapped == tap.recorded() == 8
+    assert tap.accumulator.heldKeys() == 0
+    assert tap.counts() is None
+
+
+def test_keys_within_limit_are_held_until_counted(spark, monkeypatch):
+    monkeypatch.setattr(taps, "MAX_KEYS_PER_BUFFER", 8)
+    tap, _ = run_key_tap(spark, long_frame(spark, list(range(8)), partitions=2))
+
+    assert tap.accumulator.heldKeys() == 8
+    assert tap.counts() == (8, 0)
+
+
+def test_tap_on_non_nullable_column(spark):
+    # Spark turns count() of a column that cannot be null into count(1) and then drops the
+    # unused column. The tap therefore reads as nullable, whatever its input.
+    tap, tapped = run_key_tap(spark, spark.range(0, 1000, numPartitions=2).withColumnRenamed("id", "key"))
+
+    assert tapped == tap.recorded() == 1000
+    assert tap.counts() == (1000, 0)
+
+
+def test_interpreted_tap_records_the_same_keys(spark):
+    df = spark.range(0, 5000, numPartitions=3).select((F.col("id") % 700).alias("key"))
+    spark.conf.set("spark.sql.codegen.wholeStage", "false")
+    spark.conf.set("spark.sql.codegen.factoryMode", "NO_CODEGEN")
+    try:
+        tap, tapped = run_key_tap(spark, df)
+    finally:
+        spark.conf.unset("spark.sql.codegen.wholeStage")
+        spark.conf.unset("spark.sql.codegen.factoryMode")
+
+    assert tapped == tap.recorded() == 5000
+    assert tap.counts() == (700, 700)
+
+
+def test_tap_rejects_a_column_of_the_wrong_type(spark):
+    tap = taps.key_tap(spark, F.col("key"))
+    wrong = taps.histogram_tap(spark, F.col("key"), 4)
+    df = long_frame(spark, [1, 2], partitions=1)
+
+    with pytest.raises(Exception, match="HistogramAccumulator taps INT columns, got BIGINT"):
+        df.select(wrong.column.alias("t")).agg(F.count("t")).collect()
+    assert tap.recorded() == 0
 
 
 def test_histogram_counts_bins_and_skips_nulls(spark):

@@ -431,19 +431,25 @@ def test_cli_late_reference_date_exits_2(registry, tmp_path, capsys, monkeypatch
     assert not (tmp_path / "wh").exists()
 
 
-def test_cli_bad_conf_value_exits_2(tmp_path):
+@pytest.mark.parametrize("setting, named", [
+    ("spark.driver.memory=lots", "--conf spark.driver.memory"),
+    # A SQL setting is checked only when the session state is built; the JVM's own message
+    # names the value and the type it should have.
+    ("spark.sql.shuffle.partitions=abc", "spark.sql.shuffle.partitions should be int, but was abc"),
+])
+def test_cli_bad_conf_value_exits_2(tmp_path, setting, named):
     # A separate process, because the shared session of the other tests has started already.
     environment = {key: value for key, value in os.environ.items() if not key.startswith("PYSPARK_GATEWAY")}
     finished = subprocess.run(
         [sys.executable, "-m", "streamrec_spark.cli", "sql", "SELECT 1", "--warehouse", str(tmp_path),
-         "--conf", "spark.driver.memory=lots"],
+         "--conf", setting],
         capture_output=True, text=True, timeout=300, env=environment, cwd=tmp_path,
     )
 
     assert finished.returncode == 2, finished.stderr[-2000:]
     last = finished.stderr.strip().splitlines()[-1]
     assert last.startswith("streamrec-spark: Spark failed to start with the given settings")
-    assert "--conf spark.driver.memory" in last
+    assert named in last
 
 
 def test_cli_unknown_log_level_is_exit_2(capsys):

@@ -335,15 +335,22 @@ def _aggregate(source: DataFrame, aggregates: list[Column], columns: int) -> dic
     # spark.sql.codegen.maxFields (100 in Spark 3.5), and the interpreted fallback made the
     # aggregation several times slower than a scan at 10M rows. The limit is raised for this
     # one query and restored after.
+    #
+    # Adaptive execution is switched off for it too: a global aggregation has one reducer and
+    # nothing to adapt, and with it on Spark plans the final stage as a second job after the
+    # first, about 50 ms later.
     spark = source.sparkSession
     max_fields = spark.conf.get("spark.sql.codegen.maxFields")
+    adaptive = spark.conf.get("spark.sql.adaptive.enabled")
     needed = len(aggregates) + columns + 16
     if int(max_fields) < needed:
         spark.conf.set("spark.sql.codegen.maxFields", str(needed))
+    spark.conf.set("spark.sql.adaptive.enabled", "false")
     try:
         return source.agg(*aggregates).collect()[0].asDict()
     finally:
         spark.conf.set("spark.sql.codegen.maxFields", max_fields)
+        spark.conf.set("spark.sql.adaptive.enabled", adaptive)
 
 
 def _read_histogram(

@@ -4,7 +4,9 @@ A tap is a column that records each row's value in a JVM accumulator and is true
 a null value. The fused aggregation counts it, so Spark evaluates it in the same scan as every
 other metric. ``streamrec.spark.HistogramAccumulator`` counts bin indexes, one array increment
 a row instead of one conditional count per bin. ``streamrec.spark.KeySetAccumulator`` collects
-64-bit keys per task, and the driver merges them into exact distinct and repeated counts.
+64-bit keys per task, and the driver counts them into exact distinct and repeated counts. The
+tap column is a Catalyst expression of its own (``streamrec.spark.TapExpression``), whose
+generated code hands each row's primitive value to the accumulator.
 
 Both accumulators keep one state per input partition, so a retried or speculative task
 replaces its partition's state instead of adding to it. ``metrics.compute_metrics`` still

@@ -47,7 +47,15 @@ public final class HistogramAccumulator extends PartitionAccumulator<Integer, lo
 
   @Override
   protected void record(long[] state, Integer index) {
-    int bin = index;
+    count(state, index);
+  }
+
+  /** Records one bin index; the generated code of {@link TapExpression} calls this for each row. */
+  public void recordBin(int bin) {
+    count(nextState(), bin);
+  }
+
+  private void count(long[] state, int bin) {
     if (bin < 0 || bin >= bins) {
       throw new IllegalArgumentException(
           "histogram bin index " + bin + " is outside [0, " + bins + ")");

@@ -3,7 +3,7 @@ package streamrec.spark;
 import java.io.Serializable;
 
 /**
- * Result of {@link LongKeyCountAggregator}: the number of distinct non-null keys and the number
+ * Result of {@link KeySetAccumulator#counts()}: the number of distinct non-null keys and the number
  * of keys that occur more than once. Both are null when the keys did not fit in the memory limit.
  */
 public final class KeyCounts implements Serializable {

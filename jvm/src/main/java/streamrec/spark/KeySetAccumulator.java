@@ -2,6 +2,8 @@ package streamrec.spark;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
 import java.util.stream.IntStream;
 import org.apache.spark.sql.SparkSession;
 
@@ -10,9 +12,9 @@ import org.apache.spark.sql.SparkSession;
  * that occur more than once, exactly, without a pass of its own: the query evaluates
  * {@link #tap(Column)} on each row's key.
  *
- * <p>Each task keeps its keys, mixed by a reversible hash, in a {@link LongKeyBuffer}, and sorts
- * them and drops repeats when it completes. The driver keeps the sorted keys of every partition,
- * 8 bytes a key, and merges them without copying. A buffer that would exceed its key limit, or
+ * <p>Each task keeps its keys, mixed by a reversible hash, in a {@link LongKeyBuffer}, and groups
+ * them by their top bits when it completes. The driver keeps the keys of every partition, 8 bytes
+ * a key, and counts them one bucket at a time. A buffer that would exceed its key limit, or
  * partitions whose keys together exceed it, make the counts null, and the caller must count
  * another way.
  */
@@ -24,7 +26,8 @@ public final class KeySetAccumulator extends PartitionAccumulator<Long, LongKeyB
 
   /** Below this many keys the driver merges on one thread. */
   static final long PARALLEL_MERGE_MIN_KEYS = 1 << 20;
-  private static final int MAX_MERGE_BITS = 6;
+  // Bucket ranges that a large count is split into, for the common pool's threads to share.
+  private static final int MERGE_RANGES = 16;
 
   private final long maxKeys;
 
@@ -46,8 +49,8 @@ public final class KeySetAccumulator extends PartitionAccumulator<Long, LongKeyB
   }
 
   /**
-   * Merges the keys of all partitions; the counts are null if a buffer hit its limit. Large
-   * merges are split by the keys' top bits over the driver's cores.
+   * Counts the keys of all partitions; the counts are null if a buffer hit its limit. Large
+   * counts are split into bucket ranges over the driver's cores.
    */
   public KeyCounts counts() {
     List<LongKeyBuffer> buffers = new ArrayList<>();
@@ -56,7 +59,7 @@ public final class KeySetAccumulator extends PartitionAccumulator<Long, LongKeyB
       if (part.state.overflowed()) {
         return new KeyCounts(null, null);
       }
-      part.state.compact();
+      part.state.group();
       buffers.add(part.state);
       total += part.state.size();
     }
@@ -65,23 +68,50 @@ public final class KeySetAccumulator extends PartitionAccumulator<Long, LongKeyB
       return new KeyCounts(null, null);
     }
 
-    int bits = 0;
-    if (total >= PARALLEL_MERGE_MIN_KEYS) {
-      int cores = Runtime.getRuntime().availableProcessors();
-      bits = Math.min(MAX_MERGE_BITS, 32 - Integer.numberOfLeadingZeros(Math.max(1, cores - 1)));
-    }
-    int prefixBits = bits;
-    long[][] perPrefix = new long[1 << bits][];
-    IntStream.range(0, perPrefix.length).parallel().forEach(prefix ->
-        perPrefix[prefix] = LongKeyBuffer.countPrefix(buffers, prefix, prefixBits));
+    int ranges = total >= PARALLEL_MERGE_MIN_KEYS ? MERGE_RANGES : 1;
+    int bucketsPerRange = LongKeyBuffer.BUCKETS / ranges;
+    long[][] perRange = new long[ranges][];
+    IntStream.range(0, ranges).parallel().forEach(range ->
+        perRange[range] = LongKeyBuffer.countBuckets(
+            buffers, range * bucketsPerRange, (range + 1) * bucketsPerRange));
 
     long distinct = 0;
     long repeated = 0;
-    for (long[] counts : perPrefix) {
+    for (long[] counts : perRange) {
       distinct += counts[0];
       repeated += counts[1];
     }
     return new KeyCounts(distinct, repeated);
+  }
+
+  /**
+   * Drops the keys of every partition once their total exceeds the limit, so the driver does
+   * not keep them until {@link #counts()}: a task result is not counted against
+   * spark.driver.maxResultSize when it is handed over directly, as in local mode.
+   */
+  @Override
+  protected void afterMerge(TreeMap<Integer, Part<LongKeyBuffer>> merged) {
+    long total = 0;
+    for (Part<LongKeyBuffer> part : merged.values()) {
+      total += part.state.size();
+    }
+    if (total <= limit()) {
+      return;
+    }
+    for (Map.Entry<Integer, Part<LongKeyBuffer>> entry : merged.entrySet()) {
+      if (!entry.getValue().state.overflowed()) {
+        entry.setValue(new Part<>(LongKeyBuffer.dropped(), entry.getValue().recorded));
+      }
+    }
+  }
+
+  /** Returns the number of keys the driver holds for {@link #counts()}, repeats included. */
+  public long heldKeys() {
+    long total = 0;
+    for (Part<LongKeyBuffer> part : driverParts()) {
+      total += part.state.size();
+    }
+    return total;
   }
 
   private long limit() {
@@ -101,10 +131,16 @@ public final class KeySetAccumulator extends PartitionAccumulator<Long, LongKeyB
     state.add(spread(key));
   }
 
+  /** Records one key; the generated code of {@link TapExpression} calls this for each row. */
+  public void recordKey(long key) {
+    nextState().add(spread(key));
+  }
+
   /**
    * Mixes the bits of a key with MurmurHash3's 64-bit finalizer. Each step (xor with a right
    * shift, multiplication by an odd constant) can be undone, so distinct keys stay distinct and
-   * the counts are exact; the mixed keys are spread evenly, which {@link UniformSort} needs.
+   * the counts are exact; the mixed keys are spread evenly over the buffer's buckets and the
+   * slots of its hash tables.
    */
   static long spread(long key) {
     long h = key;
@@ -118,7 +154,7 @@ public final class KeySetAccumulator extends PartitionAccumulator<Long, LongKeyB
 
   @Override
   protected LongKeyBuffer finish(LongKeyBuffer state) {
-    state.compact();
+    state.group();
     return state;
   }
 

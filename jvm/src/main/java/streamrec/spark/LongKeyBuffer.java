@@ -9,26 +9,35 @@ import java.util.Arrays;
 import java.util.List;
 
 /**
- * The keys one task of {@link KeySetAccumulator} has seen, in primitive arrays, and the keys
- * already known to occur more than once.
+ * The keys one task of {@link KeySetAccumulator} has seen, repeats included, in one primitive
+ * array.
  *
- * <p>{@code values} may contain repeats until {@link #compact()} runs. After it, {@code values}
- * contains each key once, sorted, and {@code repeated} contains each key that occurred more than
- * once, sorted. Every key in {@code repeated} is also in {@code values}. A buffer that would
- * exceed {@code maxValues} keys drops its arrays and is marked overflowed, so the accumulator
- * returns null counts instead of failing the task with an OutOfMemoryError.
+ * <p>A task appends its keys and, when it completes, groups them by their top
+ * {@link #BUCKET_BITS} bits with one counting pass and one distribution pass: {@link #group()}.
+ * It neither sorts them nor drops repeats. The driver counts the keys of all tasks one bucket at
+ * a time in a hash table small enough for a core's cache ({@link #countBuckets}), and a bucket
+ * holds the same keys in every task, so the buckets can be counted in parallel. Callers spread
+ * their keys with a hash so that buckets fill evenly.
+ *
+ * <p>A buffer that would exceed {@code maxValues} keys drops its array and is marked
+ * overflowed, so the accumulator returns null counts instead of failing the task with an
+ * OutOfMemoryError.
  */
 public final class LongKeyBuffer implements Externalizable {
   private static final long serialVersionUID = 1L;
   private static final int INITIAL_CAPACITY = 1024;
 
+  /** Keys are grouped by this many top bits: 256 buckets, few enough to distribute in cache. */
+  static final int BUCKET_BITS = 8;
+  static final int BUCKETS = 1 << BUCKET_BITS;
+  /** Keys per chunk when writing and reading, so no byte array as large as the keys is made. */
+  private static final int IO_CHUNK_KEYS = 8192;
+
   private long[] values = new long[INITIAL_CAPACITY];
   private int size;
-  private long[] repeated = new long[0];
-  private int repeatedSize;
   private boolean overflowed;
-  // True while values contains each key once, sorted, so compact() has nothing to do.
-  private boolean compacted;
+  // True while values[0, size) is in bucket order, so group() has nothing to do.
+  private boolean grouped = true;
   private long maxValues;
 
   /** Creates an empty buffer; Java serialization needs this public constructor. */
@@ -40,8 +49,24 @@ public final class LongKeyBuffer implements Externalizable {
     this.maxValues = Math.min(maxValues, Integer.MAX_VALUE - 8);
   }
 
+  /** Returns a buffer that holds no keys and reads as overflowed. */
+  static LongKeyBuffer dropped() {
+    LongKeyBuffer buffer = new LongKeyBuffer();
+    buffer.overflow();
+    return buffer;
+  }
+
   boolean overflowed() {
     return overflowed;
+  }
+
+  /** Returns the number of keys held, repeats included. */
+  int size() {
+    return size;
+  }
+
+  static int bucketOf(long key) {
+    return (int) (key >>> (Long.SIZE - BUCKET_BITS));
   }
 
   void add(long value) {
@@ -52,167 +77,106 @@ public final class LongKeyBuffer implements Externalizable {
       return;
     }
     values[size++] = value;
-    compacted = false;
+    grouped = false;
+  }
+
+  /** Puts the keys in bucket order; the order within a bucket is the order of arrival. */
+  void group() {
+    if (overflowed || grouped) {
+      return;
+    }
+    int[] next = new int[BUCKETS + 1];
+    for (int i = 0; i < size; i++) {
+      next[bucketOf(values[i]) + 1]++;
+    }
+    for (int bucket = 1; bucket <= BUCKETS; bucket++) {
+      next[bucket] += next[bucket - 1];
+    }
+    long[] inOrder = new long[size];
+    for (int i = 0; i < size; i++) {
+      long value = values[i];
+      inOrder[next[bucketOf(value)]++] = value;
+    }
+    values = inOrder;
+    grouped = true;
   }
 
   /**
-   * Counts the distinct and the repeated keys of several compacted buffers, which it only reads,
-   * among the keys whose top {@code bits} bits equal {@code prefix}. Each buffer is sorted in
-   * unsigned order, so the keys of one prefix are a contiguous run of it: disjoint prefixes can
-   * be counted in parallel. The runs are merged through a heap of their next keys, without
-   * copying them. Returns {distinct, repeated}.
+   * Counts the distinct keys, and the keys that occur more than once, of several grouped
+   * buffers, which it only reads, in buckets [{@code fromBucket}, {@code toBucket}). Disjoint
+   * bucket ranges can be counted in parallel. Returns {distinct, repeated}.
    */
-  static long[] countPrefix(List<LongKeyBuffer> buffers, int prefix, int bits) {
+  static long[] countBuckets(List<LongKeyBuffer> buffers, int fromBucket, int toBucket) {
     int runs = buffers.size();
-    int[] position = new int[runs];
+    int[] start = new int[runs];
     int[] end = new int[runs];
-    int[] repeatedPosition = new int[runs];
-    // heap[0, heapSize) contains run numbers ordered by their next key, smallest first.
-    int[] heap = new int[runs];
-    int heapSize = 0;
     for (int run = 0; run < runs; run++) {
       LongKeyBuffer buffer = buffers.get(run);
-      position[run] = firstWithPrefixAtLeast(buffer.values, buffer.size, prefix, bits);
-      end[run] = firstWithPrefixAtLeast(buffer.values, buffer.size, prefix + 1, bits);
-      repeatedPosition[run] = firstWithPrefixAtLeast(buffer.repeated, buffer.repeatedSize, prefix, bits);
-      if (position[run] < end[run]) {
-        heap[heapSize++] = run;
-        siftUp(heap, heapSize - 1, buffers, position);
-      }
+      end[run] = firstInBucketAtLeast(buffer.values, 0, buffer.size, fromBucket);
     }
+    // Open addressing with linear probing; state 0 is an empty slot, 1 a key seen once, 2 a
+    // key seen more than once. The keys are spread by a hash, so their low bits index the slots.
+    long[] slots = new long[0];
+    byte[] state = new byte[0];
     long distinct = 0;
     long repeated = 0;
-    while (heapSize > 0) {
-      long key = keyAt(buffers, position, heap[0]);
-      int copies = 0;
-      boolean repeatedInRun = false;
-      while (heapSize > 0 && keyAt(buffers, position, heap[0]) == key) {
-        int run = heap[0];
-        copies++;
-        repeatedInRun |= advanceRepeated(buffers.get(run), repeatedPosition, run, key);
-        position[run]++;
-        if (position[run] == end[run]) {
-          heap[0] = heap[--heapSize];
-        }
-        siftDown(heap, heapSize, buffers, position);
+    for (int bucket = fromBucket; bucket < toBucket; bucket++) {
+      long inBucket = 0;
+      for (int run = 0; run < runs; run++) {
+        LongKeyBuffer buffer = buffers.get(run);
+        start[run] = end[run];
+        end[run] = firstInBucketAtLeast(buffer.values, start[run], buffer.size, bucket + 1);
+        inBucket += end[run] - start[run];
       }
-      distinct++;
-      if (copies > 1 || repeatedInRun) {
-        repeated++;
+      if (inBucket == 0) {
+        continue;
+      }
+      int capacity = Integer.highestOneBit((int) Math.min(inBucket, 1 << 29) * 2 - 1) << 1;
+      if (slots.length < capacity) {
+        slots = new long[capacity];
+        state = new byte[capacity];
+      } else {
+        Arrays.fill(state, 0, capacity, (byte) 0);
+      }
+      int mask = capacity - 1;
+      for (int run = 0; run < runs; run++) {
+        long[] values = buffers.get(run).values;
+        for (int i = start[run]; i < end[run]; i++) {
+          long key = values[i];
+          int slot = (int) key & mask;
+          while (state[slot] != 0 && slots[slot] != key) {
+            slot = (slot + 1) & mask;
+          }
+          if (state[slot] == 0) {
+            slots[slot] = key;
+            state[slot] = 1;
+            distinct++;
+          } else if (state[slot] == 1) {
+            state[slot] = 2;
+            repeated++;
+          }
+        }
       }
     }
     return new long[] {distinct, repeated};
   }
 
-  private static long keyAt(List<LongKeyBuffer> buffers, int[] position, int run) {
-    return buffers.get(run).values[position[run]];
-  }
-
-  /** Moves the run's repeated-key cursor past {@code key}; returns whether it found the key. */
-  private static boolean advanceRepeated(LongKeyBuffer buffer, int[] repeatedPosition, int run, long key) {
-    int i = repeatedPosition[run];
-    while (i < buffer.repeatedSize && Long.compareUnsigned(buffer.repeated[i], key) < 0) {
-      i++;
+  /** Returns the first index in [from, to) of grouped {@code values} whose bucket is >= {@code bucket}. */
+  private static int firstInBucketAtLeast(long[] values, int from, int to, int bucket) {
+    if (bucket >= BUCKETS) {
+      return to;
     }
-    boolean found = i < buffer.repeatedSize && buffer.repeated[i] == key;
-    repeatedPosition[run] = found ? i + 1 : i;
-    return found;
-  }
-
-  private static void siftUp(int[] heap, int index, List<LongKeyBuffer> buffers, int[] position) {
-    int run = heap[index];
-    long key = keyAt(buffers, position, run);
-    while (index > 0) {
-      int parent = (index - 1) >>> 1;
-      if (Long.compareUnsigned(keyAt(buffers, position, heap[parent]), key) <= 0) {
-        break;
-      }
-      heap[index] = heap[parent];
-      index = parent;
-    }
-    heap[index] = run;
-  }
-
-  private static void siftDown(int[] heap, int heapSize, List<LongKeyBuffer> buffers, int[] position) {
-    if (heapSize == 0) {
-      return;
-    }
-    int run = heap[0];
-    long key = keyAt(buffers, position, run);
-    int index = 0;
-    while (true) {
-      int child = 2 * index + 1;
-      if (child >= heapSize) {
-        break;
-      }
-      if (child + 1 < heapSize && Long.compareUnsigned(
-          keyAt(buffers, position, heap[child + 1]), keyAt(buffers, position, heap[child])) < 0) {
-        child++;
-      }
-      if (Long.compareUnsigned(keyAt(buffers, position, heap[child]), key) >= 0) {
-        break;
-      }
-      heap[index] = heap[child];
-      index = child;
-    }
-    heap[index] = run;
-  }
-
-  /** Returns the first index of {@code sorted} whose top {@code bits} bits are >= {@code prefix}. */
-  private static int firstWithPrefixAtLeast(long[] sorted, int length, int prefix, int bits) {
-    if (bits == 0) {
-      return prefix == 0 ? 0 : length;
-    }
-    int low = 0;
-    int high = length;
+    int low = from;
+    int high = to;
     while (low < high) {
       int middle = (low + high) >>> 1;
-      if ((sorted[middle] >>> (64 - bits)) < prefix) {
+      if (bucketOf(values[middle]) < bucket) {
         low = middle + 1;
       } else {
         high = middle;
       }
     }
     return low;
-  }
-
-  /** Returns the number of keys held, repeats included until {@link #compact()} runs. */
-  int size() {
-    return size;
-  }
-
-  /**
-   * Sorts the keys in unsigned order, keeps one copy of each and records every key seen more
-   * than once. The sort is fast for keys spread evenly over 64 bits; callers hash their keys.
-   */
-  void compact() {
-    if (overflowed || compacted) {
-      return;
-    }
-    UniformSort.sort(values, size);
-    int distinct = 0;
-    int newRepeats = 0;
-    long[] newlyRepeated = new long[0];
-    for (int i = 0; i < size; ) {
-      long value = values[i];
-      int end = i + 1;
-      while (end < size && values[end] == value) {
-        end++;
-      }
-      values[distinct++] = value;
-      if (end - i > 1) {
-        if (newRepeats == newlyRepeated.length) {
-          newlyRepeated = Arrays.copyOf(newlyRepeated, Math.max(16, newlyRepeated.length * 2));
-        }
-        newlyRepeated[newRepeats++] = value;
-      }
-      i = end;
-    }
-    size = distinct;
-    repeated = appendTo(repeated, repeatedSize, newlyRepeated, newRepeats);
-    UniformSort.sort(repeated, repeatedSize + newRepeats);
-    repeatedSize = removeRepeats(repeated, repeatedSize + newRepeats);
-    compacted = true;
   }
 
   private boolean reserve(int extra) {
@@ -231,69 +195,43 @@ public final class LongKeyBuffer implements Externalizable {
   private void overflow() {
     overflowed = true;
     values = new long[0];
-    repeated = new long[0];
     size = 0;
-    repeatedSize = 0;
-  }
-
-  private static long[] appendTo(long[] target, int targetSize, long[] source, int sourceSize) {
-    if (sourceSize == 0) {
-      return target;
-    }
-    long[] result = targetSize + sourceSize <= target.length
-        ? target
-        : Arrays.copyOf(target, targetSize + sourceSize);
-    System.arraycopy(source, 0, result, targetSize, sourceSize);
-    return result;
-  }
-
-  private static int removeRepeats(long[] sorted, int length) {
-    int uniqueCount = 0;
-    for (int i = 0; i < length; i++) {
-      if (uniqueCount == 0 || sorted[uniqueCount - 1] != sorted[i]) {
-        sorted[uniqueCount++] = sorted[i];
-      }
-    }
-    return uniqueCount;
   }
 
   /**
-   * Writes the compacted keys once per task, as raw 8-byte values: the keys are hashes, so a
-   * compact encoding would save little and cost a loop per key on both sides.
+   * Writes the grouped keys once per task, as raw 8-byte values in chunks: the keys are hashes,
+   * so a compact encoding would save little and cost a loop per key on both sides.
    */
   @Override
   public void writeExternal(ObjectOutput out) throws IOException {
-    compact();
+    group();
     out.writeBoolean(overflowed);
     out.writeLong(maxValues);
-    writeSorted(out, values, size);
-    writeSorted(out, repeated, repeatedSize);
+    out.writeInt(size);
+    byte[] chunk = new byte[Math.min(size, IO_CHUNK_KEYS) * Long.BYTES];
+    ByteBuffer view = ByteBuffer.wrap(chunk);
+    for (int from = 0; from < size; from += IO_CHUNK_KEYS) {
+      int keys = Math.min(IO_CHUNK_KEYS, size - from);
+      view.clear();
+      view.asLongBuffer().put(values, from, keys);
+      out.write(chunk, 0, keys * Long.BYTES);
+    }
   }
 
   @Override
   public void readExternal(ObjectInput in) throws IOException {
     overflowed = in.readBoolean();
     maxValues = in.readLong();
-    values = readSorted(in);
-    size = values.length;
-    repeated = readSorted(in);
-    repeatedSize = repeated.length;
-    compacted = true;
-  }
-
-  private static void writeSorted(ObjectOutput out, long[] sorted, int length) throws IOException {
-    ByteBuffer bytes = ByteBuffer.allocate(length * Long.BYTES);
-    bytes.asLongBuffer().put(sorted, 0, length);
-    out.writeInt(length);
-    out.write(bytes.array());
-  }
-
-  private static long[] readSorted(ObjectInput in) throws IOException {
-    int length = in.readInt();
-    byte[] bytes = new byte[length * Long.BYTES];
-    in.readFully(bytes);
-    long[] sorted = new long[length];
-    ByteBuffer.wrap(bytes).asLongBuffer().get(sorted);
-    return sorted;
+    size = in.readInt();
+    values = new long[size];
+    byte[] chunk = new byte[Math.min(size, IO_CHUNK_KEYS) * Long.BYTES];
+    ByteBuffer view = ByteBuffer.wrap(chunk);
+    for (int from = 0; from < size; from += IO_CHUNK_KEYS) {
+      int keys = Math.min(IO_CHUNK_KEYS, size - from);
+      in.readFully(chunk, 0, keys * Long.BYTES);
+      view.clear();
+      view.asLongBuffer().get(values, from, keys);
+    }
+    grouped = true;
   }
 }

@@ -6,9 +6,6 @@ import java.util.Map;
 import java.util.TreeMap;
 import org.apache.spark.TaskContext;
 import org.apache.spark.sql.Column;
-import org.apache.spark.sql.api.java.UDF1;
-import org.apache.spark.sql.functions;
-import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.util.AccumulatorV2;
 import org.apache.spark.util.TaskCompletionListener;
 
@@ -72,15 +69,7 @@ public abstract class PartitionAccumulator<IN, S extends Serializable>
    * column's type must match {@code IN}: INT for Integer, BIGINT for Long.
    */
   public final Column tap(Column input) {
-    PartitionAccumulator<IN, S> target = this;
-    UDF1<IN, Boolean> recordValue = value -> {
-      if (value == null) {
-        return null;
-      }
-      target.add(value);
-      return Boolean.TRUE;
-    };
-    return functions.udf(recordValue, DataTypes.BooleanType).asNondeterministic().apply(input);
+    return new Column(new TapExpression(input.expr(), this));
   }
 
   @Override
@@ -123,6 +112,15 @@ public abstract class PartitionAccumulator<IN, S extends Serializable>
     runningRecorded++;
   }
 
+  /** Returns this task's state, started on first use, and counts one more recorded value. */
+  protected final S nextState() {
+    if (running == null) {
+      start();
+    }
+    runningRecorded++;
+    return running;
+  }
+
   private void start() {
     running = newState();
     runningRecorded = 0;
@@ -153,7 +151,14 @@ public abstract class PartitionAccumulator<IN, S extends Serializable>
     if (part != null) {
       parts.put(source.partition, part);
     }
+    afterMerge(parts);
   }
+
+  /**
+   * Runs on the driver after each merge, with the states of all partitions so far. A subclass
+   * may replace states here, for instance to drop them once they exceed a memory limit.
+   */
+  protected void afterMerge(TreeMap<Integer, Part<S>> merged) {}
 
   /** Returns the published state of each partition; cheap, so Spark may call it at any time. */
   @Override
