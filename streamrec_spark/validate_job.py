@@ -231,9 +231,13 @@ def read_partition(spark: SparkSession, contract: Contract, request: ValidationR
     try:
         return reader.load(path)
     except Exception as exc:  # Spark raises its own exception classes for unreadable files.
+        # Spark's error for a corrupt footer does not name the file; the footers are read one
+        # by one to find it.
+        named = _name_bad_files(spark, contract, request)
+        cause = f"{named}({_first_line(exc)})" if named else _first_line(exc)
         raise InputDataError(
-            f"cannot read {request.input_format} at {path}: {_first_line(exc)}; check that the "
-            "files are complete and in that format",
+            f"cannot read {request.input_format} at {path}: {cause}; check that the files are "
+            "complete and in that format",
             "INPUT_UNREADABLE",
         ) from exc
 

@@ -203,6 +203,8 @@ def test_corrupt_parquet_is_input_error(spark, contract, tmp_path):
     assert run.exit_code == 3
     assert run.record.status == "errored"
     assert run.record.error_code == "INPUT_UNREADABLE"
+    assert "1 unreadable file: " in run.record.error_message
+    assert "part-00000.parquet" in run.record.error_message
     assert "\n" not in run.record.error_message
 
 
@@ -450,6 +452,23 @@ def test_cli_bad_conf_value_exits_2(tmp_path, setting, named):
     last = finished.stderr.strip().splitlines()[-1]
     assert last.startswith("streamrec-spark: Spark failed to start with the given settings")
     assert named in last
+
+
+def test_cli_corrupt_parquet_prints_no_java_causes(tmp_path):
+    folder = tmp_path / "input" / f"event_date={DAY}"
+    folder.mkdir(parents=True)
+    (folder / "part-0.parquet").write_bytes(b"PAR1garbagegarbagePAR1")
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("PYSPARK_GATEWAY")}
+    finished = subprocess.run(
+        [sys.executable, "-m", "streamrec_spark.cli", "validate", "--dataset", "click_stream",
+         "--date", str(DAY), "--input", str(tmp_path / "input"), "--warehouse", str(tmp_path / "wh")],
+        capture_output=True, text=True, timeout=300, env=environment, cwd=tmp_path,
+    )
+
+    assert finished.returncode == 3, finished.stderr[-2000:]
+    lines = finished.stderr.strip().splitlines()
+    assert not [line for line in lines if line.startswith(("Caused by:", "\tat ", "    at "))]
+    assert "part-0.parquet" in finished.stdout
 
 
 def test_cli_unknown_log_level_is_exit_2(capsys):
