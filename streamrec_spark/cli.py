@@ -223,6 +223,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=getattr(logging, args.log_level),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # Py4J logs every gateway connection it closes at INFO, the last at exit, after the
+    # command's own one-line error.
+    logging.getLogger("py4j").setLevel(max(getattr(logging, args.log_level), logging.WARNING))
     handler = COMMANDS.get(args.command) or getattr(args, "handler", None)
     database = getattr(args, "database", None)
     if database is not None and not database.replace("_", "").isalnum():
