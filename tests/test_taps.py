@@ -10,6 +10,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import IntegerType, LongType, StructField, StructType
 
 from streamrec_spark.contracts.loader import load_contract
+from streamrec_spark.errors import InvalidRequestError
 from streamrec_spark.validation import metrics as spark_metrics
 from streamrec_spark.validation import taps
 from streamrec_spark.validation.schema_check import check_schema
@@ -92,7 +93,7 @@ def test_over_limit_returns_none(spark, monkeypatch):
     assert tap.counts() is None
 
 
-def test_keys_over_limit_in_total_are_dropped_as_tasks_finish(spark, monkeypatch):
+def test_key_sets_over_total_limit(spark, monkeypatch):
     # Each partition's 4 keys fit a buffer of 5, but the 8 together do not: the driver drops
     # them when the second task's keys arrive, instead of holding them until counts().
     monkeypatch.setattr(taps, "MAX_KEYS_PER_BUFFER", 5)
@@ -226,6 +227,16 @@ def test_suite_recounts_when_a_tap_disagrees(spark, monkeypatch, caplog):
         assert suite_metrics(spark, duplicated_rows()) == expected
     assert "counting it again with one aggregate per bin" in caplog.text
     assert "counting it with a shuffle pass instead" in caplog.text
+
+
+@pytest.mark.parametrize("value", ["maybe", "0", ""])
+def test_key_taps_setting_must_be_true_or_false(spark, value):
+    spark.conf.set(spark_metrics.KEY_TAPS_SETTING, value)
+    try:
+        with pytest.raises(InvalidRequestError, match="is neither true nor false"):
+            suite_metrics(spark, duplicated_rows())
+    finally:
+        spark.conf.unset(spark_metrics.KEY_TAPS_SETTING)
 
 
 def test_result_size_limit_uses_shuffle(spark, caplog):

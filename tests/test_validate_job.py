@@ -6,7 +6,7 @@ import os
 import re
 import subprocess
 import sys
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -469,6 +469,34 @@ def test_cli_corrupt_parquet_prints_no_java_causes(tmp_path):
     lines = finished.stderr.strip().splitlines()
     assert not [line for line in lines if line.startswith(("Caused by:", "\tat ", "    at "))]
     assert "part-0.parquet" in finished.stdout
+
+
+def test_cli_task_result_over_max_result_size(spark, tmp_path):
+    # One file of 90,000 rows is one task whose two key sets take 1.4 MB. An executor drops a
+    # result above spark.driver.maxResultSize (1 MB at least). The driver then reports the
+    # result lost without naming the setting, and the keys are counted with the shuffle pass.
+    root = tmp_path / "input"
+    (spark.range(90_000, numPartitions=1)
+     .select(F.concat(F.lit("e-"), F.col("id").cast("string")).alias("event_id"),
+             (F.col("id") % 1000).alias("user_id"), F.col("id").alias("item_id"),
+             F.lit("s").alias("session_id"), F.lit("view").alias("event_type"),
+             F.lit("ios").alias("platform"), F.lit(10.0).alias("duration_seconds"),
+             F.lit(datetime(2024, 5, 1, 12, tzinfo=timezone.utc)).alias("event_ts"),
+             F.lit(DAY).alias("event_date"))
+     .write.partitionBy("event_date").parquet(str(root)))
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("PYSPARK_GATEWAY")}
+    finished = subprocess.run(
+        [sys.executable, "-m", "streamrec_spark.cli", "validate", "--dataset", "click_stream",
+         "--date", str(DAY), "--input", str(root), "--warehouse", str(tmp_path / "wh"),
+         "--as-of", "2024-05-02T00:30:00Z", "--conf", "spark.driver.maxResultSize=1m"],
+        capture_output=True, text=True, timeout=300, env=environment, cwd=tmp_path,
+    )
+
+    assert finished.returncode == 1, finished.stderr[-2000:]  # the volume bounds fail
+    assert "exceed spark.driver.maxResultSize; counting them with a shuffle pass" in finished.stderr
+    metrics = read(spark, tmp_path / "wh", "metrics")
+    users = metrics.where(F.col("metric_name") == "distinct_count").collect()
+    assert [(r["column_name"], r["count"]) for r in users] == [("user_id", 1000)]
 
 
 def test_cli_unknown_log_level_is_exit_2(capsys):

@@ -22,6 +22,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from streamrec_spark.contracts.model import ColumnSpec, Contract, Expectation, Grid
+from streamrec_spark.errors import InvalidRequestError
 from streamrec_spark.validation import taps
 from streamrec_spark.validation.schema_check import SchemaReport
 
@@ -292,7 +293,7 @@ def compute_metrics(df: DataFrame, plan: MetricPlan, tap_keys: bool = True) -> d
             add_tap(histogram_taps[key].column, f"tapped:{key}")
         else:
             aggregates.extend(bin_counts(key, grid_name, bins))
-    if use_taps and tap_keys and spark.conf.get(KEY_TAPS_SETTING, "true").lower() != "false":
+    if key_taps_enabled(spark) and use_taps and tap_keys:
         for kind, value in plan.exact_keys.items():
             if kind == "pk" or _is_integral(projected, value):
                 key_taps[kind] = taps.key_tap(spark, value)
@@ -303,10 +304,10 @@ def compute_metrics(df: DataFrame, plan: MetricPlan, tap_keys: bool = True) -> d
     try:
         row = _aggregate(source, aggregates, len(plan.projection) + len(tap_columns))
     except Exception as error:  # noqa: BLE001 - only the result-size limit is handled here
-        if not key_taps or "spark.driver.maxResultSize" not in str(error):
+        if not key_taps or not _result_too_large(error):
             raise
         # The tasks' key sets travel to the driver as task results, which Spark caps at
-        # spark.driver.maxResultSize in total.
+        # spark.driver.maxResultSize, in total on the driver and for each task on the executor.
         logger.warning(
             "the key sets of %s exceed spark.driver.maxResultSize; counting them with a shuffle "
             "pass instead (raise spark.driver.maxResultSize to keep them in one scan)",
@@ -328,6 +329,28 @@ def compute_metrics(df: DataFrame, plan: MetricPlan, tap_keys: bool = True) -> d
     if remaining:
         metrics.update(_shuffle_pass(projected, remaining))
     return metrics
+
+
+def key_taps_enabled(spark) -> bool:
+    """Return the value of ``--conf spark.streamrec.validation.keyTaps``: true (default) or false."""
+    value = spark.conf.get(KEY_TAPS_SETTING, "true").strip().lower()
+    if value not in ("true", "false"):
+        raise InvalidRequestError(
+            f"--conf {KEY_TAPS_SETTING}={value} is neither true nor false; set true (the "
+            "default) to count exact keys in the scan, or false to count them with a shuffle pass"
+        )
+    return value == "true"
+
+
+def _result_too_large(error: Exception) -> bool:
+    """Tell whether a job failed because a task result exceeded spark.driver.maxResultSize.
+
+    The driver names the setting when the results' total exceeds it. An executor instead drops
+    a single result over it, and the driver then reports the task's result as lost from the
+    block manager (TaskResultLost).
+    """
+    text = str(error)
+    return "spark.driver.maxResultSize" in text or "TaskResultLost" in text
 
 
 def _aggregate(source: DataFrame, aggregates: list[Column], columns: int) -> dict[str, Any]:
