@@ -59,9 +59,10 @@ def _conf_pair(text: str) -> tuple[str, str]:
 
 def add_spark_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--conf", type=_conf_pair, action="append", default=[], metavar="KEY=VALUE",
-                        help="Spark setting passed to the session (repeatable); settings the driver JVM "
-                             "starts with, such as spark.driver.memory, apply only outside "
-                             "spark-submit: give those to spark-submit itself")
+                        help="Spark setting passed to the session (repeatable). Settings that the "
+                             "driver JVM starts with, such as spark.driver.memory, apply only "
+                             "outside spark-submit. Under spark-submit, give those to "
+                             "spark-submit itself")
     parser.add_argument("--master", default=None,
                         help="Spark master; default: the one spark-submit set, else local[*]")
 

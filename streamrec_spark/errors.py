@@ -102,7 +102,10 @@ def root_cause(error: BaseException) -> str:
     text = ""
     # PySpark turns some JVM errors into its own exception types (IllegalArgumentException,
     # AnalysisException); those keep the Java exception as _origin.
-    java_error = error.java_exception if isinstance(error, Py4JJavaError) else getattr(error, "_origin", None)
+    if isinstance(error, Py4JJavaError):
+        java_error = error.java_exception
+    else:
+        java_error = getattr(error, "_origin", None)
     if java_error is not None:
         try:
             cause = java_error

@@ -208,9 +208,9 @@ def build_session(
         # Local mode has a few cores: Spark's defaults (200 shuffle partitions, 50 partitions
         # for Delta's log replay) mostly schedule empty tasks. Values given in ``conf`` win.
         # A task result above spark.task.maxDirectResultSize (1m) goes through the block
-        # manager and comes back over a loopback connection, three more copies of the key sets
-        # that the validation taps send (about 8 MB per million rows). In one JVM a direct
-        # result is handed over in memory; Spark caps the value at spark.rpc.message.maxSize.
+        # manager and comes back over a loopback connection, which copies the key sets of the
+        # validation taps (16 MB per million rows) several more times. In one JVM a direct
+        # result is handed over in memory. Spark caps the value at spark.rpc.message.maxSize.
         conf = {
             "spark.sql.shuffle.partitions": "8",
             "spark.databricks.delta.snapshotPartitions": "4",

@@ -231,7 +231,7 @@ def read_partition(spark: SparkSession, contract: Contract, request: ValidationR
     try:
         return reader.load(path)
     except Exception as exc:  # Spark raises its own exception classes for unreadable files.
-        # Spark's error for a corrupt footer does not name the file; the footers are read one
+        # Spark's error for a corrupt footer does not name the file, so the footers are read one
         # by one to find it.
         named = _name_bad_files(spark, contract, request)
         cause = f"{named}({_first_line(exc)})" if named else _first_line(exc)

@@ -94,8 +94,8 @@ def test_over_limit_returns_none(spark, monkeypatch):
 
 
 def test_key_sets_over_total_limit(spark, monkeypatch):
-    # Each partition's 4 keys fit a buffer of 5, but the 8 together do not: the driver drops
-    # them when the second task's keys arrive, instead of holding them until counts().
+    # Each partition's 4 keys fit a buffer of 5, but the 8 together do not. The driver drops
+    # them when the second task's keys arrive, instead of keeping them until counts().
     monkeypatch.setattr(taps, "MAX_KEYS_PER_BUFFER", 5)
     tap, tapped = run_key_tap(spark, long_frame(spark, list(range(8)), partitions=2))
 
@@ -104,7 +104,7 @@ def test_key_sets_over_total_limit(spark, monkeypatch):
     assert tap.counts() is None
 
 
-def test_keys_within_limit_are_held_until_counted(spark, monkeypatch):
+def test_key_sets_within_limit_kept(spark, monkeypatch):
     monkeypatch.setattr(taps, "MAX_KEYS_PER_BUFFER", 8)
     tap, _ = run_key_tap(spark, long_frame(spark, list(range(8)), partitions=2))
 
@@ -121,7 +121,7 @@ def test_tap_on_non_nullable_column(spark):
     assert tap.counts() == (1000, 0)
 
 
-def test_interpreted_tap_records_the_same_keys(spark):
+def test_tap_without_codegen(spark):
     df = spark.range(0, 5000, numPartitions=3).select((F.col("id") % 700).alias("key"))
     spark.conf.set("spark.sql.codegen.wholeStage", "false")
     spark.conf.set("spark.sql.codegen.factoryMode", "NO_CODEGEN")
@@ -135,7 +135,7 @@ def test_interpreted_tap_records_the_same_keys(spark):
     assert tap.counts() == (700, 700)
 
 
-def test_tap_rejects_a_column_of_the_wrong_type(spark):
+def test_tap_wrong_column_type(spark):
     tap = taps.key_tap(spark, F.col("key"))
     wrong = taps.histogram_tap(spark, F.col("key"), 4)
     df = long_frame(spark, [1, 2], partitions=1)
@@ -230,7 +230,7 @@ def test_suite_recounts_when_a_tap_disagrees(spark, monkeypatch, caplog):
 
 
 @pytest.mark.parametrize("value", ["maybe", "0", ""])
-def test_key_taps_setting_must_be_true_or_false(spark, value):
+def test_key_taps_setting_invalid(spark, value):
     spark.conf.set(spark_metrics.KEY_TAPS_SETTING, value)
     try:
         with pytest.raises(InvalidRequestError, match="is neither true nor false"):
@@ -258,4 +258,4 @@ def test_result_size_limit_uses_shuffle(spark, caplog):
         conf.set("spark.driver.maxResultSize", previous)
 
     assert metrics == {"rows": 300_000, "distinct:key": 300_000}
-    assert "exceed spark.driver.maxResultSize" in caplog.text
+    assert "did not reach the driver (their total exceeds spark.driver.maxResultSize)" in caplog.text

@@ -435,7 +435,7 @@ def test_cli_late_reference_date_exits_2(registry, tmp_path, capsys, monkeypatch
 
 @pytest.mark.parametrize("setting, named", [
     ("spark.driver.memory=lots", "--conf spark.driver.memory"),
-    # A SQL setting is checked only when the session state is built; the JVM's own message
+    # Spark checks a SQL setting only when it builds the session state. The JVM's own message
     # names the value and the type it should have.
     ("spark.sql.shuffle.partitions=abc", "spark.sql.shuffle.partitions should be int, but was abc"),
 ])
@@ -454,7 +454,7 @@ def test_cli_bad_conf_value_exits_2(tmp_path, setting, named):
     assert named in last
 
 
-def test_cli_corrupt_parquet_prints_no_java_causes(tmp_path):
+def test_cli_corrupt_parquet_console(tmp_path):
     folder = tmp_path / "input" / f"event_date={DAY}"
     folder.mkdir(parents=True)
     (folder / "part-0.parquet").write_bytes(b"PAR1garbagegarbagePAR1")
@@ -471,7 +471,7 @@ def test_cli_corrupt_parquet_prints_no_java_causes(tmp_path):
     assert "part-0.parquet" in finished.stdout
 
 
-def test_cli_task_result_over_max_result_size(spark, tmp_path):
+def test_cli_oversized_task_result(spark, tmp_path):
     # One file of 90,000 rows is one task whose two key sets take 1.4 MB. An executor drops a
     # result above spark.driver.maxResultSize (1 MB at least). The driver then reports the
     # result lost without naming the setting, and the keys are counted with the shuffle pass.
@@ -493,7 +493,8 @@ def test_cli_task_result_over_max_result_size(spark, tmp_path):
     )
 
     assert finished.returncode == 1, finished.stderr[-2000:]  # the volume bounds fail
-    assert "exceed spark.driver.maxResultSize; counting them with a shuffle pass" in finished.stderr
+    assert "did not reach the driver (a task result was lost" in finished.stderr
+    assert "counting them with a shuffle pass instead" in finished.stderr
     metrics = read(spark, tmp_path / "wh", "metrics")
     users = metrics.where(F.col("metric_name") == "distinct_count").collect()
     assert [(r["column_name"], r["count"]) for r in users] == [("user_id", 1000)]

@@ -18,7 +18,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from streamrec_spark.contracts.model import ColumnSpec, Contract, Expectation, Grid
@@ -304,14 +304,15 @@ def compute_metrics(df: DataFrame, plan: MetricPlan, tap_keys: bool = True) -> d
     try:
         row = _aggregate(source, aggregates, len(plan.projection) + len(tap_columns))
     except Exception as error:  # noqa: BLE001 - only the result-size limit is handled here
-        if not key_taps or not _result_too_large(error):
+        reason = _lost_result_reason(error)
+        if not key_taps or reason is None:
             raise
         # The tasks' key sets travel to the driver as task results, which Spark caps at
         # spark.driver.maxResultSize, in total on the driver and for each task on the executor.
         logger.warning(
-            "the key sets of %s exceed spark.driver.maxResultSize; counting them with a shuffle "
-            "pass instead (raise spark.driver.maxResultSize to keep them in one scan)",
-            ", ".join(key_taps),
+            "the key sets of %s did not reach the driver (%s); counting them with a shuffle pass "
+            "instead (raise spark.driver.maxResultSize to keep them in one scan)",
+            ", ".join(key_taps), reason,
         )
         return compute_metrics(df, plan, tap_keys=False)
     metrics = {name: value for name, value in row.items() if not name.startswith("tapped:")}
@@ -331,8 +332,11 @@ def compute_metrics(df: DataFrame, plan: MetricPlan, tap_keys: bool = True) -> d
     return metrics
 
 
-def key_taps_enabled(spark) -> bool:
-    """Return the value of ``--conf spark.streamrec.validation.keyTaps``: true (default) or false."""
+def key_taps_enabled(spark: SparkSession) -> bool:
+    """Return whether the scan collects the exact keys, from ``--conf`` KEY_TAPS_SETTING.
+
+    The setting is true (the default) or false; any other value is an invalid request.
+    """
     value = spark.conf.get(KEY_TAPS_SETTING, "true").strip().lower()
     if value not in ("true", "false"):
         raise InvalidRequestError(
@@ -342,15 +346,19 @@ def key_taps_enabled(spark) -> bool:
     return value == "true"
 
 
-def _result_too_large(error: Exception) -> bool:
-    """Tell whether a job failed because a task result exceeded spark.driver.maxResultSize.
+def _lost_result_reason(error: Exception) -> str | None:
+    """Return why a job's task results did not reach the driver, or None for another failure.
 
-    The driver names the setting when the results' total exceeds it. An executor instead drops
-    a single result over it, and the driver then reports the task's result as lost from the
-    block manager (TaskResultLost).
+    The driver names spark.driver.maxResultSize when the results' total exceeds it. An executor
+    instead drops a single result above it, and the driver then reports only that the task's
+    result was lost (TaskResultLost), which a lost executor can also cause.
     """
     text = str(error)
-    return "spark.driver.maxResultSize" in text or "TaskResultLost" in text
+    if "spark.driver.maxResultSize" in text:
+        return "their total exceeds spark.driver.maxResultSize"
+    if "TaskResultLost" in text:
+        return "a task result was lost, as when one exceeds spark.driver.maxResultSize"
+    return None
 
 
 def _aggregate(source: DataFrame, aggregates: list[Column], columns: int) -> dict[str, Any]:
@@ -359,9 +367,9 @@ def _aggregate(source: DataFrame, aggregates: list[Column], columns: int) -> dic
     # aggregation several times slower than a scan at 10M rows. The limit is raised for this
     # one query and restored after.
     #
-    # Adaptive execution is switched off for it too: a global aggregation has one reducer and
-    # nothing to adapt, and with it on Spark plans the final stage as a second job after the
-    # first, about 50 ms later.
+    # Adaptive execution is switched off for it too. A global aggregation has one reducer and
+    # nothing to adapt, and adaptive execution plans its final stage as a second job, about
+    # 50 ms later (measured at 10M rows).
     spark = source.sparkSession
     max_fields = spark.conf.get("spark.sql.codegen.maxFields")
     adaptive = spark.conf.get("spark.sql.adaptive.enabled")

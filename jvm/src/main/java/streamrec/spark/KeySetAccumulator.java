@@ -24,10 +24,10 @@ public final class KeySetAccumulator extends PartitionAccumulator<Long, LongKeyB
   /** Share of a JVM's maximum heap that one buffer's keys may take when no limit is given. */
   static final int HEAP_SHARE_DIVISOR = 16;
 
-  /** Below this many keys the driver merges on one thread. */
-  static final long PARALLEL_MERGE_MIN_KEYS = 1 << 20;
-  // Bucket ranges that a large count is split into, for the common pool's threads to share.
-  private static final int MERGE_RANGES = 16;
+  /** Below this many keys the driver counts them on one thread. */
+  static final long PARALLEL_COUNT_MIN_KEYS = 1 << 20;
+  // Number of bucket ranges that a large count is split into, for the common pool's threads.
+  private static final int COUNT_RANGES = 16;
 
   private final long maxKeys;
 
@@ -49,8 +49,8 @@ public final class KeySetAccumulator extends PartitionAccumulator<Long, LongKeyB
   }
 
   /**
-   * Counts the keys of all partitions; the counts are null if a buffer hit its limit. Large
-   * counts are split into bucket ranges over the driver's cores.
+   * Counts the keys of all partitions, or returns null counts if a buffer hit its limit. A large
+   * count is split into bucket ranges over the driver's cores.
    */
   public KeyCounts counts() {
     List<LongKeyBuffer> buffers = new ArrayList<>();
@@ -68,7 +68,7 @@ public final class KeySetAccumulator extends PartitionAccumulator<Long, LongKeyB
       return new KeyCounts(null, null);
     }
 
-    int ranges = total >= PARALLEL_MERGE_MIN_KEYS ? MERGE_RANGES : 1;
+    int ranges = total >= PARALLEL_COUNT_MIN_KEYS ? COUNT_RANGES : 1;
     int bucketsPerRange = LongKeyBuffer.BUCKETS / ranges;
     long[][] perRange = new long[ranges][];
     IntStream.range(0, ranges).parallel().forEach(range ->
@@ -85,9 +85,9 @@ public final class KeySetAccumulator extends PartitionAccumulator<Long, LongKeyB
   }
 
   /**
-   * Drops the keys of every partition once their total exceeds the limit, so the driver does
-   * not keep them until {@link #counts()}: a task result is not counted against
-   * spark.driver.maxResultSize when it is handed over directly, as in local mode.
+   * Drops the keys of every partition once their total exceeds the limit, instead of keeping
+   * them until {@link #counts()}. The driver checks a direct task result (as in local mode)
+   * against spark.driver.maxResultSize by its value alone, so the key sets escape that check.
    */
   @Override
   protected void afterMerge(TreeMap<Integer, Part<LongKeyBuffer>> merged) {
@@ -105,7 +105,7 @@ public final class KeySetAccumulator extends PartitionAccumulator<Long, LongKeyB
     }
   }
 
-  /** Returns the number of keys the driver holds for {@link #counts()}, repeats included. */
+  /** Returns the number of keys the driver keeps for {@link #counts()}, repeats included. */
   public long heldKeys() {
     long total = 0;
     for (Part<LongKeyBuffer> part : driverParts()) {

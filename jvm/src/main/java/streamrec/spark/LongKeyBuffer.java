@@ -13,11 +13,11 @@ import java.util.List;
  * array.
  *
  * <p>A task appends its keys and, when it completes, groups them by their top
- * {@link #BUCKET_BITS} bits with one counting pass and one distribution pass: {@link #group()}.
+ * {@link #BUCKET_BITS} bits with one counting pass and one distribution pass ({@link #group()}).
  * It neither sorts them nor drops repeats. The driver counts the keys of all tasks one bucket at
- * a time in a hash table small enough for a core's cache ({@link #countBuckets}), and a bucket
- * holds the same keys in every task, so the buckets can be counted in parallel. Callers spread
- * their keys with a hash so that buckets fill evenly.
+ * a time, in a hash table small enough for a core's cache ({@link #countBuckets}). A key falls
+ * in the same bucket in every task, so the buckets can be counted in parallel. Callers spread
+ * their keys with a hash so that the buckets fill evenly.
  *
  * <p>A buffer that would exceed {@code maxValues} keys drops its array and is marked
  * overflowed, so the accumulator returns null counts instead of failing the task with an
@@ -27,11 +27,13 @@ public final class LongKeyBuffer implements Externalizable {
   private static final long serialVersionUID = 1L;
   private static final int INITIAL_CAPACITY = 1024;
 
-  /** Keys are grouped by this many top bits: 256 buckets, few enough to distribute in cache. */
+  /** Number of top bits that group the keys: 256 buckets, few enough to distribute in cache. */
   static final int BUCKET_BITS = 8;
   static final int BUCKETS = 1 << BUCKET_BITS;
-  /** Keys per chunk when writing and reading, so no byte array as large as the keys is made. */
+  /** Number of keys per chunk when writing and reading, so no byte array is as large as the keys. */
   private static final int IO_CHUNK_KEYS = 8192;
+  /** Maximum number of keys in one bucket that {@link #countBuckets} can count: 2^30 slots. */
+  static final long MAX_BUCKET_KEYS = 1L << 29;
 
   private long[] values = new long[INITIAL_CAPACITY];
   private int size;
@@ -49,7 +51,7 @@ public final class LongKeyBuffer implements Externalizable {
     this.maxValues = Math.min(maxValues, Integer.MAX_VALUE - 8);
   }
 
-  /** Returns a buffer that holds no keys and reads as overflowed. */
+  /** Returns a buffer that contains no keys and reads as overflowed. */
   static LongKeyBuffer dropped() {
     LongKeyBuffer buffer = new LongKeyBuffer();
     buffer.overflow();
@@ -60,7 +62,7 @@ public final class LongKeyBuffer implements Externalizable {
     return overflowed;
   }
 
-  /** Returns the number of keys held, repeats included. */
+  /** Returns the number of keys in the buffer, repeats included. */
   int size() {
     return size;
   }
@@ -114,7 +116,7 @@ public final class LongKeyBuffer implements Externalizable {
       LongKeyBuffer buffer = buffers.get(run);
       end[run] = firstInBucketAtLeast(buffer.values, 0, buffer.size, fromBucket);
     }
-    // Open addressing with linear probing; state 0 is an empty slot, 1 a key seen once, 2 a
+    // Open addressing with linear probing. State 0 is an empty slot, 1 a key seen once and 2 a
     // key seen more than once. The keys are spread by a hash, so their low bits index the slots.
     long[] slots = new long[0];
     byte[] state = new byte[0];
@@ -131,7 +133,7 @@ public final class LongKeyBuffer implements Externalizable {
       if (inBucket == 0) {
         continue;
       }
-      int capacity = Integer.highestOneBit((int) Math.min(inBucket, 1 << 29) * 2 - 1) << 1;
+      int capacity = tableCapacity(inBucket);
       if (slots.length < capacity) {
         slots = new long[capacity];
         state = new byte[capacity];
@@ -159,6 +161,19 @@ public final class LongKeyBuffer implements Externalizable {
       }
     }
     return new long[] {distinct, repeated};
+  }
+
+  /**
+   * Returns the smallest power of two that is at least twice {@code keys}, so that a table of
+   * that many slots is at most half full.
+   */
+  static int tableCapacity(long keys) {
+    if (keys > MAX_BUCKET_KEYS) {
+      // Unreachable under the accumulator's key limit unless the keys are not spread by a hash.
+      throw new IllegalStateException(
+          keys + " keys in one bucket; at most " + MAX_BUCKET_KEYS + " fit a hash table");
+    }
+    return Integer.highestOneBit((int) (2 * keys - 1)) << 1;
   }
 
   /** Returns the first index in [from, to) of grouped {@code values} whose bucket is >= {@code bucket}. */

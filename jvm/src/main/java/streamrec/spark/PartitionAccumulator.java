@@ -102,14 +102,9 @@ public abstract class PartitionAccumulator<IN, S extends Serializable>
 
   @Override
   public final void add(IN value) {
-    if (value == null) {
-      return;
+    if (value != null) {
+      record(nextState(), value);
     }
-    if (running == null) {
-      start();
-    }
-    record(running, value);
-    runningRecorded++;
   }
 
   /** Returns this task's state, started on first use, and counts one more recorded value. */
