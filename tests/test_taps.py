@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+import math
+import random
 from pathlib import Path
 
 import pytest
 from pyspark.sql import functions as F
-from pyspark.sql.types import IntegerType, LongType, StructField, StructType
+from pyspark.sql.types import DoubleType, IntegerType, LongType, StructField, StructType
 
 from streamrec_spark.contracts.loader import load_contract
+from streamrec_spark.contracts.model import Grid
 from streamrec_spark.errors import InvalidRequestError
 from streamrec_spark.validation import metrics as spark_metrics
 from streamrec_spark.validation import taps
@@ -154,6 +157,84 @@ def test_histogram_counts_bins_and_skips_nulls(spark):
 
     assert tap.counts() == [2, 0, 1, 3]
     assert tap.recorded() == tapped == 6
+
+
+GRIDS = [
+    Grid(0.0, 14400.0, 64, "log"),
+    Grid(3.0, 50.0, 7, "log"),
+    Grid(-5.0, 7.0, 12, "linear"),
+]
+
+
+def grid_probe_values(grid, seed=7):
+    """Values on both sides of every edge, random values over the grid and beyond, specials."""
+    values = [-0.0, 0.0, -1.0, 1e300, -1e300, math.inf, -math.inf, math.nan]
+    for edge in grid.edges():
+        below = above = edge
+        values.append(edge)
+        for _ in range(3):
+            below, above = math.nextafter(below, -math.inf), math.nextafter(above, math.inf)
+            values += [below, above]
+    generator = random.Random(seed)
+    span = grid.upper - grid.lower
+    values += [grid.lower - span / 4 + generator.random() * span * 1.5 for _ in range(1500)]
+    values += [grid.lower + math.expm1(generator.random() * math.log1p(span)) for _ in range(1500)]
+    return values
+
+
+@pytest.mark.parametrize("grid", GRIDS, ids=lambda g: f"{g.scale}-{g.lower}-{g.upper}-{g.bins}")
+def test_grid_tap_bins_match_sql_expression(spark, grid):
+    values = grid_probe_values(grid)
+    schema = StructType([StructField("position", IntegerType()), StructField("x", DoubleType())])
+    df = spark.createDataFrame(list(enumerate(values)), schema)
+    expected = {
+        row["position"]: row["bin"]
+        for row in df.select("position", spark_metrics.grid_index(F.col("x"), grid).alias("bin")).collect()
+    }
+    jvm_grid = spark._jvm.streamrec.spark.GridBins(
+        grid.lower, grid.upper, grid.bins, grid.scale == "log", spark_metrics.grid_span(grid)
+    )
+
+    actual = {position: jvm_grid.bin(float(x)) for position, x in enumerate(values)}
+
+    assert {p: b for p, b in actual.items() if b != -1} == {p: b for p, b in expected.items() if b is not None}
+    assert [p for p, b in actual.items() if b == -1] == [p for p, b in expected.items() if b is None]
+    assert actual[values.index(-0.0)] == actual[values.index(0.0)]
+    assert expected[values.index(math.inf)] == grid.bins - 1
+
+
+@pytest.mark.parametrize("codegen", [True, False], ids=["codegen", "interpreted"])
+def test_grid_tap_counts_and_skips_null_and_nan(spark, codegen):
+    grid = GRIDS[0]
+    values = [0.0, 0.1, 0.2, 1.0, 14399.0, 14400.0, 1e9, -3.0, None, math.nan, 60.0, 60.0]
+    schema = StructType([StructField("x", DoubleType())])
+    df = spark.createDataFrame([(v,) for v in values], schema).repartition(3)
+    tap = taps.grid_tap(spark, F.col("x"), grid, spark_metrics.grid_span(grid))
+    if not codegen:
+        spark.conf.set("spark.sql.codegen.wholeStage", "false")
+        spark.conf.set("spark.sql.codegen.factoryMode", "NO_CODEGEN")
+    try:
+        tapped = df.select(tap.column.alias("t")).agg(F.count("t").alias("n")).collect()[0]["n"]
+    finally:
+        spark.conf.unset("spark.sql.codegen.wholeStage")
+        spark.conf.unset("spark.sql.codegen.factoryMode")
+
+    expected = [0] * grid.bins
+    for row in df.select(spark_metrics.grid_index(F.col("x"), grid).alias("bin")).collect():
+        if row["bin"] is not None:
+            expected[row["bin"]] += 1
+    assert tap.counts() == expected
+    assert tap.recorded() == tapped == 10
+    assert expected[0] == 3
+    assert expected[grid.bins - 1] == 3
+
+
+def test_grid_tap_rejects_integer_column(spark):
+    grid = GRIDS[0]
+    tap = taps.grid_tap(spark, F.col("key"), grid, spark_metrics.grid_span(grid))
+
+    with pytest.raises(Exception, match="HistogramAccumulator taps DOUBLE columns, got BIGINT"):
+        long_frame(spark, [1, 2], partitions=1).select(tap.column.alias("t")).agg(F.count("t")).collect()
 
 
 def suite_metrics(spark, rows):

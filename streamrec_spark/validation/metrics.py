@@ -39,21 +39,28 @@ def col(name: str) -> Column:
     return F.col("`" + name.replace("`", "``") + "`")
 
 
-def grid_column_name(expectation_id: str) -> str:
-    return f"__grid_{expectation_id}"
+def grid_span(grid: Grid) -> float:
+    """Return the divisor of ``grid_index``: the grid's width on its scale."""
+    if grid.scale == "log":
+        return math.log1p(grid.upper - grid.lower)
+    return grid.upper - grid.lower
 
 
 def grid_index(value: Column, grid: Grid) -> Column:
-    """Index of the grid bin holding ``value``, clamped to [0, bins - 1]; null for null or NaN."""
+    """Index of the grid bin holding ``value``, clamped to [0, bins - 1]; null for null or NaN.
+
+    The value is read as a double. ``streamrec.spark.GridBins`` computes the same index in the
+    JVM histogram tap, from thresholds derived from this expression.
+    """
+    value = value.cast("double")
+    offset = value - F.lit(float(grid.lower))
     if grid.scale == "log":
-        position = F.log1p(value - F.lit(grid.lower)) / F.lit(math.log1p(grid.upper - grid.lower))
-    else:
-        position = (value - F.lit(grid.lower)) / F.lit(grid.upper - grid.lower)
-    raw = F.floor(position * F.lit(grid.bins)).cast("int")
+        offset = F.log1p(offset)
+    raw = F.floor(offset / F.lit(grid_span(grid)) * F.lit(float(grid.bins))).cast("int")
     return (
         F.when(value.isNull() | F.isnan(value), F.lit(None).cast("int"))
-        .when(value < F.lit(grid.lower), F.lit(0))
-        .when(value >= F.lit(grid.upper), F.lit(grid.bins - 1))
+        .when(value < F.lit(float(grid.lower)), F.lit(0))
+        .when(value >= F.lit(float(grid.upper)), F.lit(grid.bins - 1))
         .otherwise(F.least(F.greatest(raw, F.lit(0)), F.lit(grid.bins - 1)))
     )
 
@@ -64,8 +71,8 @@ class MetricPlan:
 
     projection: dict[str, Column] = field(default_factory=dict)
     aggregates: dict[str, Column] = field(default_factory=dict)
-    # Expectation id -> (projected bin-index column, bins): counted as metrics grid:<id>:<bin>.
-    histograms: dict[str, tuple[str, int]] = field(default_factory=dict)
+    # Expectation id -> (projected numeric column, its grid): counted as metrics grid:<id>:<bin>.
+    histograms: dict[str, tuple[str, Grid]] = field(default_factory=dict)
     # (key, column) pairs counted exactly after the fused aggregation: "pk" or "distinct:<column>".
     exact_keys: dict[str, Column] = field(default_factory=dict)
 
@@ -239,9 +246,7 @@ class _Planner:
         elif kind == "distinct_count_between":
             plan.exact_keys[f"distinct:{name}"] = value
         elif kind == "psi_below" and expectation.distribution == "numeric":
-            grid_name = grid_column_name(key)
-            plan.projection.setdefault(grid_name, grid_index(self.column(name), expectation.grid).alias(grid_name))
-            plan.histograms[key] = (grid_name, expectation.grid.bins)
+            plan.histograms[key] = (name, expectation.grid)
 
 
 def plan_metrics(
@@ -258,11 +263,12 @@ def plan_metrics(
     return planner.plan
 
 
-def bin_counts(key: str, grid_name: str, bins: int) -> list[Column]:
+def bin_counts(key: str, name: str, grid: Grid) -> list[Column]:
     """Return one conditional count per bin: the histogram as plain aggregates, without the taps."""
+    index = grid_index(col(name), grid)
     return [
-        F.count(F.when(col(grid_name) == F.lit(index), F.lit(1))).alias(f"grid:{key}:{index}")
-        for index in range(bins)
+        F.count(F.when(index == F.lit(bin_index), F.lit(1))).alias(f"grid:{key}:{bin_index}")
+        for bin_index in range(grid.bins)
     ]
 
 
@@ -287,12 +293,12 @@ def compute_metrics(df: DataFrame, plan: MetricPlan, tap_keys: bool = True) -> d
         tap_columns.append(column.alias(name))
         aggregates.append(F.count(F.col(name)).alias(counted_as))
 
-    for key, (grid_name, bins) in plan.histograms.items():
+    for key, (name, grid) in plan.histograms.items():
         if use_taps:
-            histogram_taps[key] = taps.histogram_tap(spark, col(grid_name), bins)
+            histogram_taps[key] = taps.grid_tap(spark, col(name).cast("double"), grid, grid_span(grid))
             add_tap(histogram_taps[key].column, f"tapped:{key}")
         else:
-            aggregates.extend(bin_counts(key, grid_name, bins))
+            aggregates.extend(bin_counts(key, name, grid))
     if key_taps_enabled(spark) and use_taps and tap_keys:
         for kind, value in plan.exact_keys.items():
             if kind == "pk" or _is_integral(projected, value):
@@ -385,7 +391,7 @@ def _aggregate(source: DataFrame, aggregates: list[Column], columns: int) -> dic
 
 
 def _read_histogram(
-    projected: DataFrame, key: str, grid: tuple[str, int], tap: taps.HistogramTap, tapped_rows: int
+    projected: DataFrame, key: str, histogram: tuple[str, Grid], tap: taps.HistogramTap, tapped_rows: int
 ) -> dict[str, int]:
     counts = tap.counts()
     if tap.recorded() == tapped_rows == sum(counts):
@@ -394,7 +400,7 @@ def _read_histogram(
         "histogram of %s recorded %d values where the aggregation counted %d; counting it "
         "again with one aggregate per bin", key, tap.recorded(), tapped_rows,
     )
-    return projected.agg(*bin_counts(key, *grid)).collect()[0].asDict()
+    return projected.agg(*bin_counts(key, *histogram)).collect()[0].asDict()
 
 
 def _read_key_counts(kind: str, tap: taps.KeyTap, tapped_rows: int) -> tuple[int, int] | None:

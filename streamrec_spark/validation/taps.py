@@ -27,6 +27,8 @@ from typing import Any
 from py4j.java_gateway import JavaClass
 from pyspark.sql import Column, SparkSession
 
+from streamrec_spark.contracts.model import Grid
+
 logger = logging.getLogger(__name__)
 
 HISTOGRAM_CLASS = "streamrec.spark.HistogramAccumulator"
@@ -101,6 +103,16 @@ def histogram_tap(spark: SparkSession, index: Column, bins: int) -> HistogramTap
     """Return a tap counting ``index`` (an int in [0, bins), or null) into ``bins`` bins."""
     accumulator = _java_class(spark, HISTOGRAM_CLASS).register(spark._jsparkSession, bins)
     return HistogramTap(accumulator, Column(accumulator.tap(index._jc)))
+
+
+def grid_tap(spark: SparkSession, value: Column, grid: Grid, span: float) -> HistogramTap:
+    """Return a tap counting the DOUBLE ``value`` into the bins of ``grid``; null and NaN are
+    skipped. ``span`` is the divisor of ``metrics.grid_index``, so both give the same bins."""
+    jvm_grid = spark._jvm.streamrec.spark.GridBins(
+        float(grid.lower), float(grid.upper), grid.bins, grid.scale == "log", span
+    )
+    accumulator = _java_class(spark, HISTOGRAM_CLASS).register(spark._jsparkSession, jvm_grid)
+    return HistogramTap(accumulator, Column(accumulator.tap(value._jc)))
 
 
 def key_tap(spark: SparkSession, key: Column) -> KeyTap:

@@ -6,6 +6,8 @@ import java.util.Map;
 import java.util.TreeMap;
 import java.util.stream.IntStream;
 import org.apache.spark.sql.SparkSession;
+import org.apache.spark.sql.types.DataType;
+import org.apache.spark.sql.types.DataTypes;
 
 /**
  * Collects the 64-bit keys of the rows another query reads, to count distinct keys and keys
@@ -131,9 +133,28 @@ public final class KeySetAccumulator extends PartitionAccumulator<Long, LongKeyB
     state.add(spread(key));
   }
 
-  /** Records one key; the generated code of {@link TapExpression} calls this for each row. */
-  public void recordKey(long key) {
+  @Override
+  DataType tapType() {
+    return DataTypes.LongType;
+  }
+
+  @Override
+  String tapMethod() {
+    return "recordKey";
+  }
+
+  @Override
+  boolean recordBoxed(Object value) {
+    return recordKey((Long) value);
+  }
+
+  /**
+   * Records one key and returns true; the generated code of {@link TapExpression} calls this
+   * for each row.
+   */
+  public boolean recordKey(long key) {
     nextState().add(spread(key));
+    return true;
   }
 
   /**

@@ -6,6 +6,7 @@ import java.util.Map;
 import java.util.TreeMap;
 import org.apache.spark.TaskContext;
 import org.apache.spark.sql.Column;
+import org.apache.spark.sql.types.DataType;
 import org.apache.spark.util.AccumulatorV2;
 import org.apache.spark.util.TaskCompletionListener;
 
@@ -63,10 +64,23 @@ public abstract class PartitionAccumulator<IN, S extends Serializable>
   /** Returns a new accumulator with the same settings and no state. */
   protected abstract PartitionAccumulator<IN, S> emptyCopy();
 
+  /** Returns the type of the column that {@link #tap} records. */
+  abstract DataType tapType();
+
   /**
-   * Returns a column that records {@code input} here and is true, or null for a null input.
-   * The query must use the column (count it, for instance) for Spark to evaluate it. The input
-   * column's type must match {@code IN}: INT for Integer, BIGINT for Long.
+   * Returns the name of the public method that the generated code of a tap calls for each
+   * non-null value: it takes the Java primitive of {@link #tapType} and returns whether it
+   * recorded the value.
+   */
+  abstract String tapMethod();
+
+  /** Records a non-null boxed value of {@link #tapType}, as {@link #tapMethod} does. */
+  abstract boolean recordBoxed(Object value);
+
+  /**
+   * Returns a column that records {@code input} here and is true, or null for a null input or
+   * a value not recorded. The query must use the column (count it, for instance) for Spark to
+   * evaluate it. The input column's type must be {@link #tapType}.
    */
   public final Column tap(Column input) {
     return new Column(new TapExpression(input.expr(), this));

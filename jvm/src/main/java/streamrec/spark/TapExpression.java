@@ -15,7 +15,8 @@ import scala.collection.JavaConverters;
 
 /**
  * The column that {@link PartitionAccumulator#tap} returns: it records its input's value in
- * the accumulator and is true, or null for a null input.
+ * the accumulator and is true, or null for a null input or a value the accumulator did not
+ * record.
  *
  * <p>Its generated code passes the primitive value straight to the accumulator. A user-defined
  * function boxes each value and goes through Spark's converters and two function objects: at
@@ -60,7 +61,7 @@ public final class TapExpression extends Expression implements Serializable {
   /** Checks the input's type when the query is analyzed, the first time it is known. */
   @Override
   public TypeCheckResult checkInputDataTypes() {
-    DataType expected = target instanceof KeySetAccumulator ? DataTypes.LongType : DataTypes.IntegerType;
+    DataType expected = target.tapType();
     if (child.dataType().equals(expected)) {
       return TypeCheckResult.TypeCheckSuccess$.MODULE$;
     }
@@ -80,26 +81,17 @@ public final class TapExpression extends Expression implements Serializable {
     if (value == null) {
       return null;
     }
-    if (target instanceof KeySetAccumulator) {
-      ((KeySetAccumulator) target).recordKey((Long) value);
-    } else {
-      ((HistogramAccumulator) target).recordBin((Integer) value);
-    }
-    return Boolean.TRUE;
+    return target.recordBoxed(value) ? Boolean.TRUE : null;
   }
 
   @Override
   public ExprCode doGenCode(CodegenContext ctx, ExprCode ev) {
     ExprCode input = child.genCode(ctx);
     String tap = ctx.addReferenceObj("tap", target, target.getClass().getName());
-    String method = target instanceof KeySetAccumulator ? "recordKey" : "recordBin";
     String code = input.code() + "\n"
-        + "boolean " + ev.isNull() + " = " + input.isNull() + ";\n"
-        + "boolean " + ev.value() + " = false;\n"
-        + "if (!" + ev.isNull() + ") {\n"
-        + "  " + tap + "." + method + "(" + input.value() + ");\n"
-        + "  " + ev.value() + " = true;\n"
-        + "}";
+        + "boolean " + ev.isNull() + " = " + input.isNull() + " || !" + tap + "."
+        + target.tapMethod() + "(" + input.value() + ");\n"
+        + "boolean " + ev.value() + " = !" + ev.isNull() + ";";
     ev.code_$eq(new CodeBlock(
         JavaConverters.asScalaBuffer(Collections.singletonList(code)).toList(),
         JavaConverters.asScalaBuffer(Collections.<JavaCode>emptyList()).toList()));
