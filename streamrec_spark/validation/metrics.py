@@ -324,13 +324,18 @@ def plan_metrics(
     return planner.plan
 
 
-def bin_counts(key: str, name: str, grid: Grid) -> list[str]:
-    """Return one conditional count per bin in SQL: the histogram as plain aggregates, without
-    the taps."""
-    index = grid_index(quote(name), grid)
+def grid_index_column(key: str, name: str, grid: Grid) -> Column:
+    """Return the bin index of column ``name`` on ``grid``, named for histogram ``key``."""
+    return F.expr(grid_index(quote(name), grid)).alias(f"__grid_{key}")
+
+
+def bin_counts(key: str, bins: int) -> list[str]:
+    """Return one conditional count per bin in SQL, the histogram as plain aggregates without
+    the taps, over the column of ``grid_index_column``."""
+    index = quote(f"__grid_{key}")
     return [
         f"count(CASE WHEN {index} = {bin_index} THEN 1 END) AS {quote(f'grid:{key}:{bin_index}')}"
-        for bin_index in range(grid.bins)
+        for bin_index in range(bins)
     ]
 
 
@@ -346,13 +351,14 @@ def compute_metrics(df: DataFrame, plan: MetricPlan, tap_keys: bool = True) -> d
     spark = df.sparkSession
     use_taps = bool(plan.histograms or plan.exact_keys) and taps.taps_available(spark)
     aggregates = plan.select_list()
-    tap_columns: list[Column] = []
+    # Taps, and without the jar the histograms' bin indexes.
+    added_columns: list[Column] = []
     histogram_taps: dict[str, taps.HistogramTap] = {}
     key_taps: dict[str, taps.KeyTap] = {}
 
     def add_tap(column: Column, counted_as: str) -> None:
-        name = f"__tap_{len(tap_columns)}"
-        tap_columns.append(column.alias(name))
+        name = f"__tap_{len(added_columns)}"
+        added_columns.append(column.alias(name))
         aggregates.append(f"count({name}) AS {quote(counted_as)}")
 
     for key, (name, grid) in plan.histograms.items():
@@ -360,7 +366,8 @@ def compute_metrics(df: DataFrame, plan: MetricPlan, tap_keys: bool = True) -> d
             histogram_taps[key] = taps.grid_tap(spark, col(name).cast("double"), grid, grid_span(grid))
             add_tap(histogram_taps[key].column, f"tapped:{key}")
         else:
-            aggregates.extend(bin_counts(key, name, grid))
+            added_columns.append(grid_index_column(key, name, grid))
+            aggregates.extend(bin_counts(key, grid.bins))
     if key_taps_enabled(spark) and use_taps and tap_keys:
         for kind, value in plan.exact_keys.items():
             if kind == "pk" or _is_integral(projected, value):
@@ -368,9 +375,9 @@ def compute_metrics(df: DataFrame, plan: MetricPlan, tap_keys: bool = True) -> d
                 add_tap(key_taps[kind].column, f"tapped:{kind}")
     # The taps are nondeterministic, so Spark keeps them in this projection, evaluated once a
     # row, and never inside the aggregate functions.
-    source = projected.select("*", *tap_columns) if tap_columns else projected
+    source = projected.select("*", *added_columns) if added_columns else projected
     try:
-        row = _aggregate(source, aggregates, len(plan.projection) + len(tap_columns))
+        row = _aggregate(source, aggregates, len(plan.projection) + len(added_columns))
     except Exception as error:  # noqa: BLE001 - only the result-size limit is handled here
         reason = _lost_result_reason(error)
         if not key_taps or reason is None:
@@ -462,7 +469,9 @@ def _read_histogram(
         "histogram of %s recorded %d values where the aggregation counted %d; counting it "
         "again with one aggregate per bin", key, tap.recorded(), tapped_rows,
     )
-    return projected.selectExpr(*bin_counts(key, *histogram)).collect()[0].asDict()
+    name, grid = histogram
+    indexed = projected.select(grid_index_column(key, name, grid))
+    return indexed.selectExpr(*bin_counts(key, grid.bins)).collect()[0].asDict()
 
 
 def _read_key_counts(kind: str, tap: taps.KeyTap, tapped_rows: int) -> tuple[int, int] | None:
