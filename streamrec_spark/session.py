@@ -188,7 +188,7 @@ def build_session(
     conf = dict(conf or {})
     # What the caller set, named in the error when Spark fails to start with it.
     caller_settings = [f"--master {master}"] if master else []
-    caller_settings += [f"--conf {key}" for key in conf]
+    caller_settings += [f"--conf {key}={value}" for key, value in conf.items()]
     builder = SparkSession.builder.appName(app_name)
     if master:
         builder = builder.master(master)

@@ -434,7 +434,8 @@ def test_cli_late_reference_date_exits_2(registry, tmp_path, capsys, monkeypatch
 
 
 @pytest.mark.parametrize("setting, named", [
-    ("spark.driver.memory=lots", "--conf spark.driver.memory"),
+    ("spark.driver.memory=lots", "--conf spark.driver.memory=lots"),
+    ("spark.task.maxDirectResultSize=lots", "--conf spark.task.maxDirectResultSize=lots"),
     # Spark checks a SQL setting only when it builds the session state. The JVM's own message
     # names the value and the type it should have.
     ("spark.sql.shuffle.partitions=abc", "spark.sql.shuffle.partitions should be int, but was abc"),
@@ -449,9 +450,11 @@ def test_cli_bad_conf_value_exits_2(tmp_path, setting, named):
     )
 
     assert finished.returncode == 2, finished.stderr[-2000:]
-    last = finished.stderr.strip().splitlines()[-1]
-    assert last.startswith("streamrec-spark: Spark failed to start with the given settings")
-    assert named in last
+    # Spark's own log lines from its failed start may follow ours (shutdown hooks).
+    ours = [line for line in finished.stderr.splitlines() if line.startswith("streamrec-spark:")]
+    assert len(ours) == 1, finished.stderr[-2000:]
+    assert ours[0].startswith("streamrec-spark: Spark failed to start with the given settings")
+    assert named in ours[0]
 
 
 def test_cli_corrupt_parquet_console(tmp_path):
