@@ -97,7 +97,10 @@ def code_version() -> str:
 def _hadoop_fs(spark: SparkSession, path: str):
     jvm = spark.sparkContext._jvm
     hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
-    return hadoop_path, hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    # Qualified, a relative path such as "events" gets its folder: an unqualified one has no
+    # parent, and Path.suffix then fails.
+    return fs.makeQualified(hadoop_path), fs
 
 
 def _data_files(spark: SparkSession, path: str) -> list[str]:

@@ -360,6 +360,11 @@ SINGLE_PROBLEMS = [
         id="grid-upper-not-above-lower",
     ),
     pytest.param(
+        "grid: {", "grid: {lower: -1.0e+308, upper: 1.0e+308, bins: 50, scale: linear}",
+        r"grid from -1e\+308 to 1e\+308 is wider than a double can hold", "grid: {lower: -1.0e",
+        id="grid-wider-than-double",
+    ),
+    pytest.param(
         "when_missing: fail", "when_missing: ignore",
         r"'when_missing' in reference must be one of warn, fail, found 'ignore'", "when_missing: ignore",
         id="unknown-when-missing",

@@ -189,7 +189,7 @@ def test_grid_tap_bins_match_sql_expression(spark, grid):
     df = spark.createDataFrame(list(enumerate(values)), schema)
     expected = {
         row["position"]: row["bin"]
-        for row in df.select("position", F.expr(spark_metrics.grid_index("x", grid)).alias("bin")).collect()
+        for row in df.select("position", spark_metrics.grid_index(F.col("x"), grid).alias("bin")).collect()
     }
     jvm_grid = spark._jvm.streamrec.spark.GridBins(
         grid.lower, grid.upper, grid.bins, grid.scale == "log", spark_metrics.grid_span(grid)
@@ -220,7 +220,7 @@ def test_grid_tap_counts_and_skips_null_and_nan(spark, codegen):
         spark.conf.unset("spark.sql.codegen.factoryMode")
 
     expected = [0] * grid.bins
-    for row in df.select(F.expr(spark_metrics.grid_index("x", grid)).alias("bin")).collect():
+    for row in df.select(spark_metrics.grid_index(F.col("x"), grid).alias("bin")).collect():
         if row["bin"] is not None:
             expected[row["bin"]] += 1
     assert tap.counts() == expected
@@ -328,7 +328,7 @@ def test_result_size_limit_uses_shuffle(spark, caplog):
     plan = spark_metrics.MetricPlan(
         projection={"key": F.col("key")}, exact_keys={"distinct:key": F.col("key")}
     )
-    plan.add("rows", "count(1)")
+    plan.add("rows", F.count(F.lit(1)))
     conf = spark.sparkContext._jsc.sc().conf()
     previous = conf.get("spark.driver.maxResultSize", "1g")
     conf.set("spark.driver.maxResultSize", "64k")

@@ -474,6 +474,21 @@ def test_cli_corrupt_parquet_console(tmp_path):
     assert "part-0.parquet" in finished.stdout
 
 
+def test_cli_relative_input_path(spark, tmp_path):
+    rows = clean_rows()
+    write_day(spark, tmp_path / "input", rows)
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("PYSPARK_GATEWAY")}
+    finished = subprocess.run(
+        [sys.executable, "-m", "streamrec_spark.cli", "validate", "--dataset", "click_stream",
+         "--date", str(DAY), "--input", "input", "--warehouse", "wh", "--as-of", "2024-05-02T00:30:00Z"],
+        capture_output=True, text=True, timeout=300, env=environment, cwd=tmp_path,
+    )
+
+    assert finished.returncode == 1, finished.stderr[-2000:]  # the volume bounds fail
+    runs = read(spark, tmp_path / "wh", "runs").collect()
+    assert [(r["status"], r["row_count"]) for r in runs] == [("failed", len(rows))]
+
+
 def test_cli_oversized_task_result(spark, tmp_path):
     # One file of 90,000 rows is one task whose two key sets take 1.4 MB. An executor drops a
     # result above spark.driver.maxResultSize (1 MB at least). The driver then reports the

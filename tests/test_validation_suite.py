@@ -163,6 +163,41 @@ def test_unexpected_values_named_with_counts(spark, contract):
     assert "'bookmark' (3 rows)" in result.message
 
 
+@pytest.mark.parametrize("ansi", ["false", "true"])
+def test_integer_allowed_values_on_string_column(spark, contract, ansi):
+    # YAML reads [1, 2] as integers; a string column still compares them as strings.
+    spec = replace(contract.column("platform"), allowed_values=(1, 2))
+    numbered = replace(contract, columns=tuple(spec if c.name == "platform" else c for c in contract.columns))
+    values = ["1", "1", " 1", "01", "1.0", "2", "abc", "", None, "2", "1", "3"]
+    rows = [event(i, platform=value) for i, value in enumerate(values)]
+    spark.conf.set("spark.sql.ansi.enabled", ansi)
+    try:
+        results, outcome = run(frame(spark, rows), numbered)
+    finally:
+        spark.conf.unset("spark.sql.ansi.enabled")
+
+    counts = {m.bin_label: m.count for m in outcome.metric_rows
+              if m.metric_name == "value_count" and m.column == "platform"}
+    assert counts == {"1": 3, "2": 2}
+    assert results["range_platform"].evaluated_count == 11
+    assert results["range_platform"].failed_count == 6
+
+
+def test_allowed_values_with_quotes_and_backslashes(spark, contract):
+    allowed = ("it's", "a\\b", 'say "hi"', "ü")
+    spec = replace(contract.column("platform"), allowed_values=allowed)
+    quoted = replace(contract, columns=tuple(spec if c.name == "platform" else c for c in contract.columns))
+    values = ["it's", "a\\b", 'say "hi"', "ü", "its", "a\\\\b", "it''s"]
+    rows = [event(i, platform=value) for i, value in enumerate(values)]
+
+    results, outcome = run(frame(spark, rows), quoted)
+
+    counts = {m.bin_label: m.count for m in outcome.metric_rows
+              if m.metric_name == "value_count" and m.column == "platform"}
+    assert counts == {value: 1 for value in allowed}
+    assert results["range_platform"].failed_count == 3
+
+
 def test_duplicate_and_null_keys(spark, contract):
     rows = clean_rows()
     rows[3] = event(3, event_id=f"e{DAY}-1")

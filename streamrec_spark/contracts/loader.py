@@ -297,6 +297,12 @@ def _parse_grid(value: Any, where: str, problems: _Problems) -> Grid | None:
     if upper <= lower:
         problems.add(value.where("upper"), f"grid 'upper' ({upper}) must be above 'lower' ({lower})")
         return None
+    if not math.isfinite(float(upper) - float(lower)):
+        problems.add(
+            value.where("upper"),
+            f"grid from {lower} to {upper} is wider than a double can hold; narrow 'lower' and 'upper'",
+        )
+        return None
     return Grid(float(lower), float(upper), int(bins), scale)
 
 

@@ -51,7 +51,7 @@ def _list_unexpected_values(df: DataFrame, contract: Contract, metrics: dict[str
         value = spark_metrics.col(expectation.column)
         _, failing = spark_metrics.value_conditions(expectation, spec)
         top = (
-            df.where(F.expr(failing))
+            df.where(failing)
             .groupBy(value.alias("value"))
             .count()
             .orderBy(F.col("count").desc(), F.col("value"))
