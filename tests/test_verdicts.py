@@ -370,6 +370,17 @@ def test_in_set_lists_unexpected_values():
     assert result.details["allowed"] == ["view", "click", "complete", "skip"]
 
 
+def test_unexpected_value_with_line_break_stays_one_line():
+    metrics = _clean_metrics(rows=1000)
+    metrics["fail:range_event_type"] = 3
+    metrics["unexpected_values:range_event_type"] = [{"value": "click\n", "count": 3}]
+
+    result = _judge("range_event_type", _context(metrics))
+
+    assert "\n" not in result.message
+    assert "'click\\n' (3 rows)" in result.message
+
+
 @pytest.mark.parametrize(
     "expectation_id, reason",
     [

@@ -295,7 +295,8 @@ def judge_in_set(expectation: Expectation, context: JudgeContext) -> Expectation
                              Reason.VALUE_NOT_IN_SET,
                              f"are outside {{{', '.join(extra['allowed'])}}}", extra)
     if result.status == FAILED:
-        listing = ", ".join(f"'{item['value']}' ({format_count(item['count'], 'row')})"
+        # repr() quotes each value and escapes line breaks, so the message stays one line.
+        listing = ", ".join(f"{item['value']!r} ({format_count(item['count'], 'row')})"
                             for item in unexpected)
         result = _with_message(result, f"{result.message}; unexpected values: {listing}")
     return result
