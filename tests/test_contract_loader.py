@@ -365,6 +365,46 @@ SINGLE_PROBLEMS = [
         id="grid-wider-than-double",
     ),
     pytest.param(
+        "grid: {", "grid: {lower: 0, upper: 1" + "0" * 400 + ", bins: 50, scale: linear}",
+        r"'upper' in grid must be a number within the 64-bit range", "grid: {lower: 0, upper: 1",
+        id="grid-integer-beyond-64-bit",
+    ),
+    pytest.param(
+        "grid: {", "grid: {lower: 0, upper: 500, bins: 50000000, scale: linear}",
+        r"'bins' in grid must be an integer of at most 10000, found 50000000", "bins: 50000000",
+        id="grid-too-many-bins",
+    ),
+    pytest.param(
+        "id: amount_range",
+        "- {id: amount_range, category: value_range, type: between, column: amount, min: 0, max: 100000000000000000000000}",
+        r"'max' in expectation 'amount_range' must be a number within the 64-bit range \(write a larger",
+        "max: 100000000000000000000000",
+        id="bound-beyond-64-bit",
+    ),
+    pytest.param(
+        "id: ts_matches_date",
+        "- {id: late, category: value_range, type: timestamp_not_after_as_of, column: order_ts, tolerance_minutes: 1.0e+308}",
+        r"'tolerance_minutes' in expectation 'late' must be a number of at most", "tolerance_minutes: 1.0e+308",
+        id="tolerance-too-large",
+    ),
+    pytest.param(
+        "name: note,", "- {name: note, type: string, nullable: true, allowed_values: [1, '1', paid]}",
+        r"'allowed_values' in column 'note' must be a list without repeated values", "allowed_values: [1,",
+        id="allowed-values-repeated-as-strings",
+    ),
+    pytest.param(
+        "name: note,", "- {name: note, type: bigint, nullable: true, allowed_values: [a, b]}",
+        r"'allowed_values' in column 'note' must be a list of integers for a bigint column",
+        "allowed_values: [a, b]",
+        id="allowed-values-strings-on-bigint",
+    ),
+    pytest.param(
+        "name: amount,", "- {name: amount, type: double, nullable: true, allowed_values: [1, 2]}",
+        r"column 'amount' is double; allowed_values apply only to string and integer columns",
+        "allowed_values: [1, 2]",
+        id="allowed-values-on-double",
+    ),
+    pytest.param(
         "when_missing: fail", "when_missing: ignore",
         r"'when_missing' in reference must be one of warn, fail, found 'ignore'", "when_missing: ignore",
         id="unknown-when-missing",

@@ -111,6 +111,15 @@ class _Problems:
             raise ConfigError(self.items)
 
 
+_INT64_MIN = -(2**63)
+_INT64_MAX = 2**63 - 1
+# Grid bins per histogram: each is a metric row per partition and a counter in every task.
+MAX_GRID_BINS = 10_000
+# tolerance_minutes: 100 years, so that the as-of time plus the tolerance stays a valid instant.
+MAX_TOLERANCE_MINUTES = 100 * 366 * 24 * 60
+_INTEGER_TYPES = ("bigint", "int", "smallint")
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -169,6 +178,7 @@ class _Reader:
         required: bool = True,
         minimum: float | None = None,
         integer: bool = False,
+        maximum: float | None = None,
     ) -> float | None:
         if key not in self.mapping:
             if required and default is None:
@@ -182,8 +192,15 @@ class _Reader:
         if isinstance(value, float) and not math.isfinite(value):
             self._wrong(key, f"{kind} (not NaN or infinite)")
             return default
+        if isinstance(value, int) and not _INT64_MIN <= value <= _INT64_MAX:
+            # Spark has no integer literal beyond BIGINT; such a bound can be written as a float.
+            self._wrong(key, f"{kind} within the 64-bit range (write a larger bound as a float, 1.0e+23)")
+            return default
         if minimum is not None and value < minimum:
             self._wrong(key, f"{kind} of at least {minimum:g}")
+            return default
+        if maximum is not None and value > maximum:
+            self._wrong(key, f"{kind} of at most {maximum:g}")
             return default
         return value
 
@@ -259,10 +276,24 @@ def _parse_columns(schema: _Reader) -> tuple[ColumnSpec, ...]:
                 or not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in values)
             ):
                 reader._wrong("allowed_values", "a non-empty list of strings or integers")
-            elif len(set(values)) != len(values):
-                reader._wrong("allowed_values", "a list without repeated values")
+            elif column_type in _INTEGER_TYPES and not all(
+                isinstance(v, int) and _INT64_MIN <= v <= _INT64_MAX for v in values
+            ):
+                reader._wrong("allowed_values", f"a list of integers for a {column_type} column")
+            elif column_type is not None and column_type != "string" and column_type not in _INTEGER_TYPES:
+                schema.problems.add(
+                    item.where("allowed_values"),
+                    f"column '{name}' is {column_type}; allowed_values apply only to string and "
+                    "integer columns, so remove them or change the column's type",
+                )
             else:
-                allowed = tuple(values)
+                # YAML reads [1, 2] as integers; a string column compares them as "1" and "2".
+                if column_type == "string":
+                    values = [str(v) for v in values]
+                if len(set(values)) != len(values):
+                    reader._wrong("allowed_values", "a list without repeated values")
+                else:
+                    allowed = tuple(values)
         if name is None or column_type is None:
             continue
         if name in seen:
@@ -290,7 +321,7 @@ def _parse_grid(value: Any, where: str, problems: _Problems) -> Grid | None:
     reader.check_keys(_GRID_KEYS)
     lower = reader.number("lower")
     upper = reader.number("upper")
-    bins = reader.number("bins", integer=True, minimum=2)
+    bins = reader.number("bins", integer=True, minimum=2, maximum=MAX_GRID_BINS)
     scale = reader.choice("scale", ("linear", "log"), default="linear")
     if lower is None or upper is None or bins is None or scale is None:
         return None
@@ -423,7 +454,9 @@ def _parse_expectation(
         fields["pattern"] = _parse_pattern(reader, expectation_id)
     fields["blocks_pipeline"] = reader.boolean("blocks_pipeline", None)
     if kind == "timestamp_not_after_as_of":
-        fields["tolerance_minutes"] = reader.number("tolerance_minutes", 0.0, minimum=0)
+        fields["tolerance_minutes"] = reader.number(
+            "tolerance_minutes", 0.0, minimum=0, maximum=MAX_TOLERANCE_MINUTES
+        )
     if kind == "max_timestamp_lag":
         fields["max_lag_hours"] = reader.number(
             "max_lag_hours", freshness_hours, minimum=0
