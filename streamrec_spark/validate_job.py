@@ -98,8 +98,8 @@ def _hadoop_fs(spark: SparkSession, path: str):
     jvm = spark.sparkContext._jvm
     hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
     fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-    # Qualified, a relative path such as "events" gets its folder: an unqualified one has no
-    # parent, and Path.suffix then fails.
+    # A relative path such as "events" has no parent until it is qualified, and Path.suffix
+    # fails on a path without one.
     return fs.makeQualified(hadoop_path), fs
 
 

@@ -370,7 +370,7 @@ def test_in_set_lists_unexpected_values():
     assert result.details["allowed"] == ["view", "click", "complete", "skip"]
 
 
-def test_unexpected_value_with_line_break_stays_one_line():
+def test_listed_value_line_break_escaped():
     metrics = _clean_metrics(rows=1000)
     metrics["fail:range_event_type"] = 3
     metrics["unexpected_values:range_event_type"] = [{"value": "click\n", "count": 3}]

@@ -194,7 +194,7 @@ class _Reader:
             return default
         if isinstance(value, int) and not _INT64_MIN <= value <= _INT64_MAX:
             # Spark has no integer literal beyond BIGINT; such a bound can be written as a float.
-            self._wrong(key, f"{kind} within the 64-bit range (write a larger bound as a float, 1.0e+23)")
+            self._wrong(key, f"{kind} within the 64-bit range (write a larger bound as a float, for example 1.0e+23)")
             return default
         if minimum is not None and value < minimum:
             self._wrong(key, f"{kind} of at least {minimum:g}")

@@ -99,12 +99,11 @@ def _literal(value: Any) -> Column:
 
 
 def allowed_literals(spec: ColumnSpec) -> list[Column]:
-    """Return the column's allowed values as literals of its own kind.
+    """Return the column's allowed values as literals, as strings for a string column.
 
-    YAML reads ``[1, 2]`` as integers. Compared with a string column, an integer literal
-    would make Spark cast each value to a number, so that " 1" and "1.0" would equal 1, and
-    under ANSI mode fail on values that are not numbers. For a string column the values are
-    compared as strings.
+    The loader already reads a string column's values as strings, but a contract built in code
+    may hold integers. Compared with a string column, an integer literal makes Spark cast each
+    value to a number, so that " 1" equals 1, and fails under ANSI mode on other values.
     """
     values = spec.allowed_values or ()
     if spec.type == "string":
@@ -322,7 +321,7 @@ def bin_counts(key: str, bins: int) -> list[Column]:
     taps, over the column of ``grid_index_column``."""
     index = col(f"__grid_{key}")
     return [
-        F.count(F.when(index == F.lit(bin_index), F.lit(1))).alias(f"grid:{key}:{bin_index}")
+        F.count_if(index == F.lit(bin_index)).alias(f"grid:{key}:{bin_index}")
         for bin_index in range(bins)
     ]
 

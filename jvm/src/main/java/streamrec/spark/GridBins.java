@@ -4,7 +4,8 @@ import java.io.Serializable;
 
 /**
  * The bin of a value on a fixed grid, the same bin as the SQL expression that
- * {@code streamrec_spark.validation.metrics.grid_index} builds, without a logarithm a row.
+ * {@code streamrec_spark.validation.metrics.grid_index} builds, without computing a logarithm
+ * for each row.
  *
  * <p>That expression computes {@code floor(f(x - lower) / span * bins)}, clamped to
  * {@code [0, bins - 1]}, where {@code f} is {@code log1p} on a log grid and the identity on a
@@ -15,14 +16,15 @@ import java.io.Serializable;
  *
  * <p>The thresholds give the expression's own bins as long as the expression does not decrease
  * as {@code x} grows. Division and multiplication by a positive constant, correctly rounded,
- * never decrease; {@code StrictMath.log1p} is the same fdlibm algorithm on every platform, and
- * the tests compare both sides at and around every edge.
+ * never decrease. NOTE: that {@code StrictMath.log1p} never decreases is assumed, not proven;
+ * it gives the same results on every platform, and the tests compare both sides at and around
+ * every edge.
  */
 public final class GridBins implements Serializable {
   private static final long serialVersionUID = 1L;
 
   // Slots of the log grid's hint table: the exponent and the top SLOT_MANTISSA_BITS bits of the
-  // mantissa of (x - lower), so that a slot spans a ratio of at most 2^(1/16).
+  // mantissa of (x - lower), so that a slot spans a ratio of at most 17/16.
   private static final int SLOT_MANTISSA_BITS = 4;
   private static final int SLOT_SHIFT = 52 - SLOT_MANTISSA_BITS;
   private static final int MAX_SLOTS = 1 << 14;
